@@ -9,7 +9,7 @@ from typing import Any
 
 from kyokan.data.record import SCHEMA_VERSION, Dialogue
 from kyokan.data.validate import iter_checked
-from kyokan.errors import InputError
+from kyokan.errors import InputError, Problem
 from kyokan.io import atomic_open, dumps
 
 
@@ -17,7 +17,7 @@ def read_records(path: str | Path, *, fmt: str | None = None, taxonomy: str | No
                  allow_unlabelled: bool | None = None, max_problems: int = 20) -> Iterator[dict[str, Any]]:
     """Validated, normalised record dicts. Stops with ``InputError`` listing the problems found
     (after reading the whole input, so the user sees all of them at once, capped)."""
-    problems = []
+    problems: list[Problem] = []
     total = 0
     for c in iter_checked(str(path), fmt=fmt, taxonomy=taxonomy, allow_unlabelled=allow_unlabelled):
         if c.record is not None:

@@ -53,7 +53,8 @@ def validate_cmd(
 
     def valid_records() -> Any:
         nonlocal shown, total_problems, valid, invalid
-        for c in iter_checked(str(path), fmt=fmt, taxonomy=taxonomy, allow_unlabelled=allow_unlabelled):
+        for c in iter_checked(str(path), fmt=fmt, taxonomy=taxonomy, allow_unlabelled=allow_unlabelled,
+                              normalize=skip_invalid):
             if c.record is not None:
                 valid += 1
                 yield c.record
@@ -121,7 +122,8 @@ def stats_cmd(
     from kyokan.data.validate import taxonomy_for
 
     tax = taxonomy_for(str(path), fmt, taxonomy)
-    st = compute_stats(read_records(path, fmt=fmt, taxonomy=taxonomy), n_labels=len(tax), tokens=tokens)
+    st = compute_stats(read_records(path, fmt=fmt, taxonomy=taxonomy), n_labels=len(tax), tokens=tokens,
+                       rescan=lambda: read_records(path, fmt=fmt, taxonomy=taxonomy))
     st["taxonomy"] = tax.name
     if json_:
         print_json(st)

@@ -10,8 +10,8 @@ Byte-level problems (encoding, binary, empty) are raised as ``InputError`` namin
 
 from __future__ import annotations
 
+import contextlib
 import csv
-
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -88,8 +88,9 @@ def _check_head(path: str, f: IO[bytes]) -> None:
     if head.startswith(_UTF16_BOMS):
         raise InputError(_encoding_problem(path, head, 1))
     if b"\x00" in head:
-        if head.count(b"\x00") > len(head) // 4 and head[1:2] == b"\x00" or head[0:1] == b"\x00":
-            raise InputError(_encoding_problem(path, head, 1))
+        even, odd = head[0::2], head[1::2]
+        if even.count(0) > 0.9 * len(even) or odd.count(0) > 0.9 * len(odd):  # UTF-16 without a BOM
+            raise InputError.at(path, None, None, "file looks like UTF-16 (no BOM), not UTF-8; convert it (e.g. iconv -f UTF-16LE -t UTF-8)")
         raise InputError.at(path, None, None, "binary file (NUL bytes), not text")
     ctrl = sum(1 for b in head if b < 9 or 13 < b < 32)
     if ctrl > len(head) // 10:
@@ -122,6 +123,7 @@ def read_jsonl(path: str | Path) -> Iterator[RawRecord]:
     saw_any = False
     for n, text, raw in iter_lines(path):
         if text is None:
+            saw_any = True
             yield RawRecord(p, n, raw.decode("utf-8", "replace"), _encoding_problem(p, raw, n))
             continue
         if not text.strip():
@@ -231,10 +233,8 @@ def _from_table_row(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     meta = out.get("meta")
     if isinstance(meta, str):
-        try:
+        with contextlib.suppress(json.JSONDecodeError):  # left as a string: validation reports it
             out["meta"] = json.loads(meta) if meta else {}
-        except json.JSONDecodeError:
-            pass  # left as a string: validation reports it
     elif meta is None and "meta" in out:
         out["meta"] = {}
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -27,8 +28,16 @@ def _en_count(text: str) -> int:
     return len(word_tokens(text))
 
 
-def _summary(values: list[int]) -> dict[str, float]:
-    if not values:
+_PARTS = ("situation", "speaker", "listener", "dialogue")
+
+
+def _text_hash(text: str) -> int:
+    """64-bit hash of a stripped text (blake2b: stable across runs, unlike hash())."""
+    return int.from_bytes(hashlib.blake2b(text.strip().encode(), digest_size=8).digest(), "little")
+
+
+def _summary(values: array[int] | list[int]) -> dict[str, float]:
+    if not len(values):
         return {"n": 0}
     a = np.asarray(values, dtype=np.float64)
     return {
@@ -63,11 +72,11 @@ class StatsAccumulator:
         self.sit_per_emotion: dict[str, set[str]] = defaultdict(set)
         self.pair: Counter[tuple[str, str]] = Counter()
         self.langs: Counter[str] = Counter()
-        self.turns: list[int] = []
-        self.chars: dict[str, list[int]] = {"situation": [], "speaker": [], "listener": [], "dialogue": []}
-        self.tok: dict[str, list[int]] = {"situation": [], "speaker": [], "listener": [], "dialogue": []}
-        self.text_hashes: Counter[bytes] = Counter()
-        self.text_example: dict[bytes, str] = {}
+        # compact arrays, not lists of Python ints: 4 bytes a length, 8 a text hash
+        self.turns = array("I")
+        self.chars: dict[str, array[int]] = {k: array("I") for k in _PARTS}
+        self.tok: dict[str, array[int]] = {k: array("I") for k in _PARTS}
+        self.text_hashes = array("Q")
         self.want_tokens = tokens
         self._ja: Callable[[str], int] | None = None
         self._ja_tried = False
@@ -98,10 +107,7 @@ class StatsAccumulator:
             n = len(t["text"])
             self.chars[t["role"]].append(n)
             total += n
-            h = hashlib.blake2b(t["text"].strip().encode(), digest_size=12).digest()
-            self.text_hashes[h] += 1
-            if h not in self.text_example:
-                self.text_example[h] = t["text"].strip()[:80]
+            self.text_hashes.append(_text_hash(t["text"]))
         self.chars["dialogue"].append(total)
         if self.want_tokens:
             self.tok["situation"].append(self._count_tokens(rec["situation"], lang))
@@ -112,10 +118,26 @@ class StatsAccumulator:
                 dt += n
             self.tok["dialogue"].append(dt)
 
-    def result(self) -> dict[str, Any]:
+    def result(self, rescan: Callable[[], Iterable[dict[str, Any]]] | None = None) -> dict[str, Any]:
+        """The statistics. Repeated turn texts are found from their hashes; ``rescan`` (a second
+        pass over the same records) recovers the example texts of the most repeated ones."""
         pair_counts = list(self.pair.values())
-        dups = [(h, c) for h, c in self.text_hashes.items() if c > 1]
-        dups.sort(key=lambda x: (-x[1], self.text_example[x[0]]))
+        hashes = np.frombuffer(self.text_hashes, dtype=np.uint64) if len(self.text_hashes) else np.zeros(0, np.uint64)
+        uniq, counts = np.unique(hashes, return_counts=True)
+        rep = counts > 1
+        dup_h, dup_c = uniq[rep], counts[rep]
+        order = np.lexsort((dup_h, -dup_c))[:10]
+        top = [(int(dup_h[i]), int(dup_c[i])) for i in order]
+        examples: dict[int, str] = {}
+        if rescan is not None and top:
+            wanted = {h for h, _ in top}
+            for r in rescan():
+                for t in r["turns"]:
+                    h = _text_hash(t["text"])
+                    if h in wanted and h not in examples:
+                        examples[h] = t["text"].strip()[:80]
+                if len(examples) == len(wanted):
+                    break
         out: dict[str, Any] = {
             "dialogues": self.dialogues,
             "situations": len(self.situations),
@@ -141,15 +163,20 @@ class StatsAccumulator:
             out["tokenizer"] = {"ja": "fugashi+unidic-lite" if self._ja else "regex words (fugashi not installed)",
                                 "other": "regex words (kyokan.text.word_tokens)"}
         out["duplicate_texts"] = {
-            "distinct_repeated": len(dups),
-            "extra_copies": sum(c - 1 for _, c in dups),
-            "top": [{"text": self.text_example[h], "count": c} for h, c in dups[:10]],
+            "distinct_repeated": int(rep.sum()),
+            "extra_copies": int((dup_c - 1).sum()),
+            "top": [{"text": examples.get(h), "count": c} for h, c in top],
         }
         return out
 
 
-def compute_stats(records: Iterable[dict[str, Any]], n_labels: int | None = None, tokens: bool = True) -> dict[str, Any]:
+def compute_stats(records: Iterable[dict[str, Any]], n_labels: int | None = None, tokens: bool = True,
+                  rescan: Callable[[], Iterable[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """Statistics of a record stream. Pass ``rescan`` (a function giving the records again) to
+    get example texts for the most repeated turns; a list is rescanned by itself."""
     acc = StatsAccumulator(n_labels=n_labels, tokens=tokens)
     for r in records:
         acc.add(r)
-    return acc.result()
+    if rescan is None and isinstance(records, list):
+        rescan = lambda: records  # noqa: E731
+    return acc.result(rescan)

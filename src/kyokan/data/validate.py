@@ -34,10 +34,67 @@ def _type_name(v: Any) -> str:
             bool: "boolean", type(None): "null"}.get(type(v), type(v).__name__)
 
 
+_FIELDSET = frozenset(FIELDS)
+_REQUIRED = frozenset(REQUIRED)
+_TURN_KEYS = frozenset(("role", "text"))
+
+
+def _fast_valid(obj: Any, taxonomy: Taxonomy) -> str | None:
+    """The common case, checked with as few Python operations as possible: returns the canonical
+    label when the record is certainly valid (labelled), else None (then the full check runs and
+    explains what is wrong)."""
+    if type(obj) is not dict:
+        return None
+    keys = obj.keys()
+    if not (keys <= _FIELDSET and keys >= _REQUIRED):
+        return None
+    for k in ("id", "situation_id", "lang", "situation"):
+        v = obj[k]
+        if type(v) is not str or not v or v.isspace():
+            return None
+    if not _LANG.match(obj["lang"]):
+        return None
+    meta = obj.get("meta")
+    if meta is not None and type(meta) is not dict:
+        return None
+    turns = obj["turns"]
+    if type(turns) is not list or not turns:
+        return None
+    prev = None
+    for t in turns:
+        if type(t) is not dict or t.keys() != _TURN_KEYS:
+            return None
+        role, text = t["role"], t["text"]
+        if role == prev or role not in ROLES or type(text) is not str or not text or text.isspace():
+            return None
+        prev = role
+    emotion = obj["emotion"]
+    if type(emotion) is not str:
+        return None
+    return taxonomy.normalize(emotion)
+
+
+def _normalized(obj: dict[str, Any], canon: str | None) -> dict[str, Any]:
+    rec = {
+        "id": obj["id"], "situation_id": obj["situation_id"], "emotion": canon, "lang": obj["lang"],
+        "situation": obj["situation"], "turns": obj["turns"], "meta": obj.get("meta") or {},
+    }
+    if rec["lang"].startswith("ja"):
+        # Japanese text from different input methods mixes full- and half-width forms
+        nfkc = unicodedata.normalize
+        rec["situation"] = nfkc("NFKC", rec["situation"])
+        rec["turns"] = [{"role": t["role"], "text": nfkc("NFKC", t["text"])} for t in rec["turns"]]
+    return rec
+
+
 def check_record(obj: Any, taxonomy: Taxonomy, path: str, line: int, *,
-                 allow_unlabelled: bool = False) -> tuple[dict[str, Any] | None, list[Problem]]:
-    """Check one raw record. Returns the normalised record (canonical label id, NFKC for Japanese
-    text fields) and the problems; the record is None when there is any problem."""
+                 allow_unlabelled: bool = False, normalize: bool = True) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """Check one raw record. Returns the record (with ``normalize``: canonical label id, NFKC for
+    Japanese text fields; without: the input object) and the problems; the record is None when
+    there is any problem."""
+    canon: str | None = _fast_valid(obj, taxonomy)
+    if canon is not None:
+        return (_normalized(obj, canon) if normalize else obj), []
     probs: list[Problem] = []
 
     def bad(fld: str | None, msg: str) -> None:
@@ -68,7 +125,7 @@ def check_record(obj: Any, taxonomy: Taxonomy, path: str, line: int, *,
         bad("lang", f"{lang!r} is not a language code (e.g. ja, en)")
 
     emotion = obj.get("emotion", "")
-    canon: str | None = None
+    canon = None
     if "emotion" in obj:
         if emotion is None:
             if not allow_unlabelled:
@@ -121,20 +178,7 @@ def check_record(obj: Any, taxonomy: Taxonomy, path: str, line: int, *,
 
     if probs:
         return None, probs
-    rec = {
-        "id": obj["id"],
-        "situation_id": obj["situation_id"],
-        "emotion": canon,
-        "lang": obj["lang"],
-        "situation": obj["situation"],
-        "turns": obj["turns"],
-        "meta": meta or {},
-    }
-    if rec["lang"].startswith("ja"):
-        # Japanese text from different input methods mixes full- and half-width forms
-        rec["situation"] = unicodedata.normalize("NFKC", rec["situation"])
-        rec["turns"] = [{"role": t["role"], "text": unicodedata.normalize("NFKC", t["text"])} for t in turns]  # type: ignore[union-attr]
-    return rec, []
+    return (_normalized(obj, canon) if normalize else obj), []
 
 
 @dataclass
@@ -160,23 +204,31 @@ class Checked:
     raw: Any = None
 
 
-def check_stream(raws: Iterable[RawRecord], taxonomy: Taxonomy, *, allow_unlabelled: bool = False) -> Iterator[Checked]:
+def check_stream(raws: Iterable[RawRecord], taxonomy: Taxonomy, *, allow_unlabelled: bool = False,
+                 normalize: bool = True) -> Iterator[Checked]:
     """Validate a stream, including id uniqueness across the whole stream."""
-    first_line: dict[str, tuple[str, int]] = {}
+    # id -> first line; the path is stored only for multi-file inputs (a datasets folder's
+    # splits, a folder of KokoroChat files), which keeps 1M ids in ~100 MB
+    first_line: dict[str, int | tuple[str, int]] = {}
+    main_path: str | None = None
     for r in raws:
         if r.error is not None:
             yield Checked(r.path, r.line, None, [r.error], r.data)
             continue
-        rec, probs = check_record(r.data, taxonomy, r.path, r.line, allow_unlabelled=allow_unlabelled)
+        rec, probs = check_record(r.data, taxonomy, r.path, r.line, allow_unlabelled=allow_unlabelled,
+                                  normalize=normalize)
         if rec is not None:
+            if main_path is None:
+                main_path = r.path
             rid = rec["id"]
             prev = first_line.get(rid)
             if prev is not None:
-                where = f"line {prev[1]}" if prev[0] == r.path else f"{prev[0]}:{prev[1]}"
+                ppath, pline = (main_path, prev) if isinstance(prev, int) else prev
+                where = f"line {pline}" if ppath == r.path else f"{ppath}:{pline}"
                 probs = [Problem(r.path, r.line, "id", f"duplicate id {rid!r} (first at {where})")]
                 rec = None
             else:
-                first_line[rid] = (r.path, r.line)
+                first_line[rid] = r.line if r.path == main_path else (r.path, r.line)
         yield Checked(r.path, r.line, rec, probs, r.data)
 
 
@@ -188,18 +240,18 @@ def taxonomy_for(path: str, fmt: str | None, taxonomy: str | None) -> Taxonomy:
 
 
 def iter_checked(path: str, *, fmt: str | None = None, taxonomy: str | None = None,
-                 allow_unlabelled: bool | None = None) -> Iterator[Checked]:
+                 allow_unlabelled: bool | None = None, normalize: bool = True) -> Iterator[Checked]:
     fmt = fmt or detect_format(path)
     tax = taxonomy_for(path, fmt, taxonomy)
     if allow_unlabelled is None:
         allow_unlabelled = fmt == "kokorochat"
-    return check_stream(read_raw(path, fmt), tax, allow_unlabelled=allow_unlabelled)
+    return check_stream(read_raw(path, fmt), tax, allow_unlabelled=allow_unlabelled, normalize=normalize)
 
 
 def validate_path(path: str, *, fmt: str | None = None, taxonomy: str | None = None,
                   allow_unlabelled: bool | None = None, max_problems: int = 50) -> ValidationResult:
     res = ValidationResult()
-    for c in iter_checked(path, fmt=fmt, taxonomy=taxonomy, allow_unlabelled=allow_unlabelled):
+    for c in iter_checked(path, fmt=fmt, taxonomy=taxonomy, allow_unlabelled=allow_unlabelled, normalize=False):
         if c.record is not None:
             res.valid += 1
         else:

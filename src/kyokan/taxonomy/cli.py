@@ -26,7 +26,7 @@ def list_cmd(json_: bool = typer.Option(False, "--json", help="Machine-readable 
         return
     table = Table("name", "labels", "opposites", "description")
     for r in rows:
-        table.add_row(r["name"], str(r["labels"]), str(r["opposites"]), r["description"])
+        table.add_row(str(r["name"]), str(r["labels"]), str(r["opposites"]), str(r["description"]))
     out.print(table)
 
 
