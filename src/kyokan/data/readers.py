@@ -141,7 +141,9 @@ def read_jsonl(path: str | Path) -> Iterator[RawRecord]:
 
 # --- kyokan CSV --------------------------------------------------------------------
 
-def _csv_rows(path: str | Path) -> Iterator[tuple[int, dict[str, str] | None, Problem | None]]:
+def csv_rows(path: str | Path) -> Iterator[tuple[int, dict[str, str] | None, Problem | None]]:
+    """Rows of a headed CSV/TSV as (line, {column: cell}, problem) with the data tools' encoding and
+    shape checks; shared by other CSV inputs (e.g. human ratings)."""
     p = str(path)
     lines = iter_lines(path)
 
@@ -172,7 +174,7 @@ def read_csv(path: str | Path) -> Iterator[RawRecord]:
     """kyokan CSV: columns id, situation_id, emotion, lang, situation, turns (JSON list), meta (JSON
     object, optional). ``turns`` may instead be spread over columns speaker_1, listener_1, speaker_2, …"""
     p = str(path)
-    for n, row, problem in _csv_rows(path):
+    for n, row, problem in csv_rows(path):
         if problem is not None or row is None:
             yield RawRecord(p, n, None, problem)
             continue

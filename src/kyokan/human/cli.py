@@ -1,0 +1,158 @@
+"""`kyokan human build|import|agree`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table as RichTable
+
+from kyokan.console import err, out, print_json
+from kyokan.errors import KyokanError
+
+human_app = typer.Typer(help="Human evaluation: survey packets, rating import, judge-vs-human agreement.",
+                        no_args_is_help=True)
+
+
+@human_app.command("build")
+def build_cmd(
+    inputs: list[str] = typer.Argument(..., help="Dialogue files to rate; NAME=PATH names the source of a file."),
+    style: str = typer.Option("emplifai", "--style", help="emplifai (groups × raters, 7 Likert metrics) or empo (block-randomised batches, sliders)."),
+    seed: int = typer.Option(..., "--seed", help="Random seed (recorded)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder for the packets (safe to hand to raters)."),
+    key: Path = typer.Option(None, "--key", help="Where the unblinding key goes (default: OUTPUT.key.json beside the folder)."),
+    group_size: int = typer.Option(10, "--group-size", help="emplifai: dialogues per group."),
+    raters: int = typer.Option(3, "--raters", help="emplifai: raters per group."),
+    n_samples: int = typer.Option(135, "--n-samples", help="empo: contexts to sample."),
+    min_per_emotion: int = typer.Option(4, "--min-per-emotion", help="empo: at least this many samples per emotion."),
+    batch_size: int = typer.Option(15, "--batch-size", help="empo: items per batch."),
+    block_size: int = typer.Option(5, "--block-size", help="empo: consecutive items from one source."),
+    ratings: int = typer.Option(3, "--ratings", help="empo: ratings per item."),
+    unblocked: list[str] = typer.Option([], "--unblocked", help="empo: source rated in single-source batches (repeatable)."),
+    attention_checks: int = typer.Option(1, "--attention-checks", help="Instructed-response items per task."),
+    json_: bool = typer.Option(False, "--json", help="Print the design summary as JSON."),
+) -> None:
+    """Build a seeded survey: rating packets (CSV + JSONL tasks) and a separate key file.
+
+    Example: kyokan human build gpt.jsonl --style emplifai --seed 42 -o survey/
+    Example: kyokan human build dpo=dpo.jsonl sft=sft.jsonl human=gold.jsonl --style empo --seed 7 -o survey/
+    """
+    from kyokan.human.design import STYLES, build_emplifai, build_empo
+    from kyokan.human.packets import items_from_file, parse_inputs, write_design
+    from kyokan.report.provenance import provenance
+
+    if style not in STYLES:
+        raise KyokanError(f"unknown style {style!r}; choose from {sorted(STYLES)}")
+    key = key or output.parent / f"{output.name.rstrip('/') or 'survey'}.key.json"
+    items = []
+    by_source: dict[str, list] = {}
+    for path, name in parse_inputs(inputs):
+        got = items_from_file(path, name)
+        items += got
+        for it in got:
+            by_source.setdefault(it.source, []).append(it)
+    if style == "emplifai":
+        design = build_emplifai(items, seed=seed, group_size=group_size, raters=raters, attention_checks=attention_checks)
+    else:
+        design = build_empo(by_source, seed=seed, n_samples=n_samples, min_per_emotion=min_per_emotion,
+                            batch_size=batch_size, block_size=block_size, ratings=ratings,
+                            attention_checks=attention_checks, unblocked=unblocked)
+    prov = provenance("kyokan human build", {"inputs": inputs, **design.params, "style": style}, seed)
+    files = write_design(design, output, key, prov)
+    summary = {**design.summary(), "files": files}
+    if json_:
+        print_json(summary)
+        return
+    for w in design.warnings:
+        err.print(f"warning: {w}", markup=False)
+    out.print(f"{style} survey: {summary['tasks']} tasks, {summary['ratings_requested']} ratings of "
+              f"{summary['distinct_items']} items + {summary['attention_checks']} attention checks (seed {seed}) → {output}")
+    out.print(f"key (keep it away from raters): {key}", markup=False)
+
+
+@human_app.command("import")
+def import_cmd(
+    ratings: list[Path] = typer.Argument(..., help="Rating files (CSV or JSONL): rater, item, one column per scale."),
+    key: Path = typer.Option(..., "--key", help="The key file written by `kyokan human build`."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output folder (ratings.jsonl, per_item.jsonl, summary.json)."),
+    keep_failed: bool = typer.Option(False, "--keep-failed-attention", help="Keep raters who failed an attention check."),
+    json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Check and import ratings, unblind them with the key, aggregate per item (mean of raters) and
+    per source, and measure inter-rater agreement (Krippendorff's α, ICC). Bad rows: PATH:LINE:
+    field: message, exit 2, nothing written.
+
+    Example: kyokan human import filled_packets.csv --key survey.key.json -o runs/demo/human
+    """
+    from kyokan.human.ratings import aggregate, attention_report, load_key, read_ratings
+    from kyokan.io import write_json, write_jsonl
+    from kyokan.report.provenance import provenance
+
+    k = load_key(key)
+    rows = read_ratings(list(ratings), k)
+    att = attention_report(rows, k)
+    failed = {r for r, d in att.items() if d["failed"]}
+    agg = aggregate(rows, k, set() if keep_failed else failed)
+    prov = provenance("kyokan human import", {"ratings": [str(p) for p in ratings], "key": str(key),
+                                              "exclude_failed_attention": not keep_failed}, k.get("seed"))
+    write_jsonl(output / "ratings.jsonl", agg["rows"])
+    write_jsonl(output / "per_item.jsonl", agg["per_item"])
+    summary = {"style": k.get("style"), "scales": k["scales"], "ratings": len(agg["rows"]), "raters": agg["raters"],
+               "items": agg["items"], "per_source": agg["per_source"], "agreement": agg["agreement"],
+               "attention": {"raters_checked": len(att), "failed": sorted(failed), "excluded": [] if keep_failed else sorted(failed),
+                             "details": att}}
+    write_json(output / "summary.json", summary)
+    write_json(output / "provenance.json", prov)
+    if json_:
+        print_json({k2: v for k2, v in summary.items() if k2 != "scales"})
+        return
+    for r in sorted(failed):
+        err.print(f"rater {r} failed {len(att[r]['failed'])} attention check(s)"
+                  + ("" if keep_failed else " — excluded"), markup=False)
+    t = RichTable("source", *[s["name"] for s in k["scales"]])
+    for src, mets in agg["per_source"].items():
+        t.add_row(src, *[f"{mets[s['name']]['mean']:.2f}" for s in k["scales"]])
+    out.print(t)
+    out.print(f"{summary['ratings']} ratings by {summary['raters']} raters of {summary['items']} items → {output}")
+
+
+@human_app.command("agree")
+def agree_cmd(
+    judge: Path = typer.Argument(..., help="The judge's rows (JSONL: id, status, scores, judge, source)."),
+    human: Path = typer.Argument(..., help="Imported human ratings: the folder of `kyokan human import` or its per_item.jsonl."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output folder: emplifai_table5.csv/.md, agreement.json."),
+    source: str = typer.Option(None, "--source", help="Compare only the dialogues of this source model."),
+    dialogues: Path = typer.Option(None, "--dialogues", help="Dialogue file giving meta.generation.model for judge rows without a source."),
+    metric_map: list[str] = typer.Option([], "--map", help="JUDGE_METRIC=HUMAN_SCALE when the names differ (repeatable)."),
+    json_: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+) -> None:
+    """Judge vs human per metric, laid out as EmplifAI Table 5: Pearson r (p) where both sides vary,
+    the mean absolute difference alone where one side has no variance (and the table says so).
+
+    Example: kyokan human agree runs/demo/judge/scores.jsonl runs/demo/human -o runs/demo/agree
+    """
+    from kyokan.human.agree import agree
+    from kyokan.io import write_json
+    from kyokan.report.provenance import provenance
+
+    mm = {}
+    for m in metric_map:
+        a, sep, b = m.partition("=")
+        if not sep:
+            raise KyokanError(f"--map {m!r}: expected JUDGE_METRIC=HUMAN_SCALE")
+        mm[a] = b
+    res = agree(judge, human, source=source, metric_map=mm, dialogues=dialogues)
+    for t in res["tables"]:
+        t.write(output)
+    prov = provenance("kyokan human agree", {"judge": str(judge), "human": str(human), "source": source, "map": mm})
+    write_json(output / "agreement.json", {"results": res["results"], "provenance": prov})
+    if json_:
+        print_json(res["results"])
+        return
+    for t in res["tables"][::2]:
+        out.print(t.to_markdown(), markup=False)
+    out.print(f"tables → {output}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(human_app, name="human")
