@@ -20,7 +20,34 @@ _EXPORTS = {
     "check_record": "validate", "check_stream": "validate", "iter_checked": "validate", "validate_path": "validate",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "FIELDS",
+    "FORMATS",
+    "ROLES",
+    "SCHEMA_VERSION",
+    "Dialogue",
+    "RawRecord",
+    "Turn",
+    "assign_splits",
+    "check_record",
+    "check_stream",
+    "compute_stats",
+    "csv_rows",
+    "detect_format",
+    "iter_checked",
+    "load_dialogues",
+    "normalized_entropy",
+    "read_dialogues",
+    "read_raw",
+    "read_records",
+    "sample_pairs",
+    "sample_path",
+    "validate_path",
+    "write_dialogues",
+    "write_hf",
+    "write_jsonl",
+    "write_parquet",
+]
 
 
 def __getattr__(name: str) -> Any:
