@@ -11,6 +11,12 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def dumps(obj: Any) -> str:
     """JSON for files: UTF-8 (not escaped), stable key order as given."""
     return json.dumps(obj, ensure_ascii=False, separators=(", ", ": "))
@@ -32,6 +38,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", encoding: str | N
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs follow the umask like open()
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

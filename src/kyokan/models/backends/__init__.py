@@ -1,0 +1,1 @@
+"""Built-in model backends, one module per spec prefix (imported on first use)."""

@@ -1,0 +1,316 @@
+"""``hf:<hub id or path>`` — a local transformers causal LM (plus an optional PEFT LoRA adapter).
+
+- chat messages → the tokenizer's chat template (or a supplied one) → batched generation with
+  left padding, CPU or GPU;
+- calls made concurrently from async code (``abatch``, or many ``agenerate`` at once) are gathered
+  into batches of up to ``batch_size`` and run in a worker thread, one batch at a time;
+- temperature 0 decodes greedily; otherwise each row samples from its **own** seeded generator
+  (``GenerationParams.seed``), so a row's text does not depend on which rows share its batch — a
+  resumed run reproduces an uninterrupted one;
+- ``adapter=`` a LoRA folder; ``hf:<adapter folder>`` alone loads its base model from
+  ``adapter_config.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kyokan.models.base import ChatModel, Completion, GenerationParams, Message, ModelError, Usage
+from kyokan.models.registry import register_backend
+
+#: used when a tokenizer has no chat template and none is given (plain, model-agnostic turns)
+GENERIC_CHAT_TEMPLATE = (
+    "{{ bos_token if bos_token else '' }}"
+    "{%- for message in messages -%}"
+    "{{ '### ' + message['role'] | capitalize + ':\n' + message['content'] | trim + '\n\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '### Assistant:\n' }}{%- endif -%}"
+)
+
+
+@dataclass
+class _Pending:
+    messages: list[Message]
+    params: GenerationParams
+    future: asyncio.Future[Completion]
+
+
+def _batch_key(p: GenerationParams) -> tuple[Any, ...]:
+    """Rows that can share one ``generate`` call (the seed is per row, so it is not part of it)."""
+    return (p.max_new_tokens, p.temperature > 0, p.temperature, p.top_p, p.stop)
+
+
+class HFChatModel(ChatModel):
+    """A transformers causal LM behind the chat interface."""
+
+    def __init__(self, path: str, *, adapter: str | None = None, device: str | None = None,
+                 dtype: str | None = None, batch_size: int = 8, chat_template: str | None = None,
+                 stop_tokens: Sequence[str] = (), name: str | None = None,
+                 batch_wait: float = 0.005, trust_remote_code: bool = False,
+                 extra_info: dict[str, Any] | None = None, threads: int | None = None) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if threads is not None:  # process-wide: torch has one intra-op thread pool
+            torch.set_num_threads(max(1, threads))
+
+        self.path = path
+        self.name = name or path
+        self.batch_size = max(1, batch_size)
+        self.batch_wait = batch_wait
+        self.extra_info = dict(extra_info or {})
+        base = path
+        adapter_path = adapter
+        p = Path(path)
+        if adapter_path is None and (p / "adapter_config.json").is_file():
+            cfg = json.loads((p / "adapter_config.json").read_text(encoding="utf-8"))
+            base = cfg.get("base_model_name_or_path") or ""
+            if not base:
+                raise ModelError(f"{path}: adapter_config.json names no base_model_name_or_path; pass it as "
+                                 "hf:<base> with adapter=<folder>")
+            adapter_path = path
+        self.base = base
+        self.adapter = adapter_path
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        torch_dtype = _resolve_dtype(dtype, self.device)
+        t0 = time.perf_counter()
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(adapter_path if adapter_path and
+                                                           (Path(adapter_path) / "tokenizer_config.json").is_file()
+                                                           else base, trust_remote_code=trust_remote_code)
+            model: Any = AutoModelForCausalLM.from_pretrained(base, dtype=torch_dtype,
+                                                              trust_remote_code=trust_remote_code)
+        except OSError as e:
+            raise ModelError(f"hf: cannot load {base!r}: {e}".split("\n")[0]) from e
+        if adapter_path:
+            try:
+                from peft import PeftModel
+            except ImportError as e:  # pragma: no cover - peft is in the models extra
+                raise ModelError("a LoRA adapter needs peft: pip install 'kyokan[models]'") from e
+            if not (Path(adapter_path) / "adapter_config.json").is_file():
+                raise ModelError(f"adapter {adapter_path!r}: no adapter_config.json there")
+            model = PeftModel.from_pretrained(model, adapter_path)
+        self.model: Any = model.to(self.device).eval()
+        self.load_seconds = time.perf_counter() - t0
+        tok = self.tokenizer
+        tok.padding_side = "left"
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        self.chat_template_source = "model"
+        if chat_template is not None:
+            tok.chat_template = chat_template
+            self.chat_template_source = "given"
+        elif not getattr(tok, "chat_template", None):
+            tok.chat_template = GENERIC_CHAT_TEMPLATE
+            self.chat_template_source = "kyokan-generic"
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = list(eos) if isinstance(eos, list) else ([eos] if eos is not None else [])
+        if tok.eos_token_id is not None:
+            eos_ids.append(tok.eos_token_id)
+        for t in stop_tokens:
+            i = tok.convert_tokens_to_ids(t)
+            if isinstance(i, int) and i != tok.unk_token_id:
+                eos_ids.append(i)
+        self.eos_ids: list[int] = list(dict.fromkeys(eos_ids))
+        self.usage = Usage()
+        self.calls = 0
+        self._lock = threading.Lock()  # one generate() at a time on this model
+        self._pending: list[_Pending] = []
+        self._worker: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # prompts ------------------------------------------------------------------------------
+    def render(self, messages: Sequence[Message]) -> str:
+        """The prompt text the model sees for ``messages`` (chat template + generation prompt)."""
+        try:
+            text = self.tokenizer.apply_chat_template([dict(m) for m in messages], tokenize=False,
+                                                      add_generation_prompt=True)
+        except Exception as e:  # jinja errors from a template
+            raise ModelError(f"{self.spec or self.name}: chat template failed: {e}") from e
+        return str(text)
+
+    # generation ---------------------------------------------------------------------------
+    def generate_batch(self, batch: Sequence[Sequence[Message]], params: GenerationParams,
+                       seeds: Sequence[int | None] | None = None) -> list[Completion]:
+        """Generate for many conversations with the same params, in chunks of ``batch_size``
+        (blocking; ``seeds`` overrides ``params.seed`` per row)."""
+        out: list[Completion] = []
+        rows = list(batch)
+        row_seeds = list(seeds) if seeds is not None else [params.seed] * len(rows)
+        for i in range(0, len(rows), self.batch_size):
+            out.extend(self._generate_chunk(rows[i:i + self.batch_size], params, row_seeds[i:i + self.batch_size]))
+        return out
+
+    def _generate_chunk(self, rows: Sequence[Sequence[Message]], params: GenerationParams,
+                        seeds: Sequence[int | None]) -> list[Completion]:
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        prompts = [self.render(m) for m in rows]
+        tok = self.tokenizer
+        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.to(self.device) for k, v in enc.items()}
+        sample = params.temperature > 0
+        gc = GenerationConfig(
+            max_new_tokens=params.max_new_tokens, do_sample=False, num_beams=1,
+            temperature=1.0, top_p=1.0, top_k=50,
+            eos_token_id=self.eos_ids or None, pad_token_id=tok.pad_token_id,
+        )
+        processors = LogitsProcessorList()
+        if sample:
+            gens = []
+            for s in seeds:
+                g = torch.Generator(device=self.device)
+                g.manual_seed(int(s) if s is not None else secrets.randbits(63))
+                gens.append(g)
+            processors.append(PerRowSampler(gens, params.temperature, params.top_p))
+        kwargs: dict[str, Any] = {}
+        if params.stop:
+            gc.stop_strings = list(params.stop)
+            kwargs["tokenizer"] = tok
+        with self._lock, torch.inference_mode():
+            out = self.model.generate(**enc, generation_config=gc, logits_processor=processors, **kwargs)
+        prompt_len = enc["input_ids"].shape[1]
+        results: list[Completion] = []
+        for i in range(len(rows)):
+            gen_ids = out[i, prompt_len:].tolist()
+            n, finish = len(gen_ids), "length"
+            for j, t in enumerate(gen_ids):
+                if t in self.eos_ids:
+                    n, finish = j, "stop"
+                    break
+            # pad after an early finish is the pad id (often = eos); count only real tokens
+            text = str(tok.decode(gen_ids[:n], skip_special_tokens=True))
+            if params.stop:
+                cut = [text.find(s) for s in params.stop if s and s in text]
+                if cut:
+                    text, finish = text[: min(cut)], "stop"
+            prompt_tokens = int(enc["attention_mask"][i].sum().item())
+            usage = Usage(prompt_tokens, n + (1 if finish == "stop" and n < len(gen_ids) else 0))
+            self.usage.add(usage)
+            results.append(Completion(text=text, model=self.name, usage=usage, finish_reason=finish))
+        self.calls += len(rows)
+        return results
+
+    # async interface: concurrent calls are gathered into batches -------------------------------
+    async def agenerate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop, self._pending, self._worker = loop, [], None
+        fut: asyncio.Future[Completion] = loop.create_future()
+        self._pending.append(_Pending(list(messages), params, fut))
+        if self._worker is None or self._worker.done():
+            self._worker = loop.create_task(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        while self._pending:
+            await asyncio.sleep(self.batch_wait)  # let concurrent callers join the batch
+            key = _batch_key(self._pending[0].params)
+            take = [p for p in self._pending if _batch_key(p.params) == key][: self.batch_size]
+            ids = {id(p) for p in take}
+            self._pending = [p for p in self._pending if id(p) not in ids]
+            try:
+                comps = await asyncio.to_thread(self._generate_chunk, [p.messages for p in take],
+                                                take[0].params, [p.params.seed for p in take])
+            except Exception as e:
+                for p in take:
+                    if not p.future.done():
+                        p.future.set_exception(e)
+                continue
+            for p, c in zip(take, comps, strict=True):
+                if not p.future.done():
+                    p.future.set_result(c)
+
+    async def abatch(self, batch: Sequence[Sequence[Message]], params: GenerationParams,
+                     concurrency: int | None = None) -> list[Completion | BaseException]:
+        """All rows at once (batched by ``batch_size``; ``concurrency`` is not needed here)."""
+
+        async def one(msgs: Sequence[Message]) -> Completion | BaseException:
+            try:
+                return await self.agenerate(msgs, params)
+            except Exception as e:
+                return e
+
+        return list(await asyncio.gather(*(one(m) for m in batch)))
+
+    def batch(self, batch: Sequence[Sequence[Message]], params: GenerationParams | None = None,
+              concurrency: int | None = None) -> list[Completion | BaseException]:
+        return asyncio.run(self.abatch(batch, params or GenerationParams(), concurrency))
+
+    def info(self) -> dict[str, Any]:
+        import torch
+        import transformers
+
+        d: dict[str, Any] = {
+            "spec": self.spec or f"hf:{self.path}", "backend": "hf", "model": self.name, "path": self.base,
+            "adapter": self.adapter, "device": self.device, "dtype": str(next(self.model.parameters()).dtype),
+            "batch_size": self.batch_size, "chat_template": self.chat_template_source,
+            "threads": torch.get_num_threads(),
+            "transformers": transformers.__version__, "torch": torch.__version__,
+        }
+        d.update(self.extra_info)
+        return d
+
+    async def aclose(self) -> None:
+        self._pending = []
+
+
+class PerRowSampler:
+    """A logits processor that samples each row from its own ``torch.Generator`` and leaves only the
+    drawn token possible, so greedy decoding then emits it. Temperature and top-p (nucleus) are
+    applied here; a row's draws depend only on its own seed and logits."""
+
+    def __init__(self, generators: Sequence[Any], temperature: float, top_p: float) -> None:
+        self.generators = list(generators)
+        self.temperature = temperature
+        self.top_p = top_p
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        logits = scores.float() / max(self.temperature, 1e-6)
+        probs = torch.softmax(logits, dim=-1)
+        if self.top_p < 1.0:
+            sorted_p, idx = torch.sort(probs, descending=True, dim=-1)
+            cum = torch.cumsum(sorted_p, dim=-1)
+            drop = (cum - sorted_p) > self.top_p  # keep the smallest prefix reaching top_p
+            sorted_p = sorted_p.masked_fill(drop, 0.0)
+            probs = torch.zeros_like(probs).scatter(-1, idx, sorted_p)
+        out = torch.full_like(scores, float("-inf"))
+        for i, g in enumerate(self.generators):
+            tok = torch.multinomial(probs[i], 1, generator=g)
+            out[i, tok] = 0.0
+        return out
+
+
+def _resolve_dtype(dtype: str | None, device: str) -> Any:
+    import torch
+
+    if dtype in (None, "auto"):
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    try:
+        return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+                "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[dtype]
+    except KeyError:
+        raise ModelError(f"unknown dtype {dtype!r} (float32, bfloat16, float16, auto)") from None
+
+
+@register_backend("hf", help="local transformers model: hf:<hub id or path> [--adapter LORA]")
+def make_hf(spec: str, target: str, *, base_url: str | None = None, api_key: str | None = None,
+            adapter: str | None = None, concurrency: int = 8, timeout: float = 60.0,
+            max_retries: int = 5, **kw: Any) -> ChatModel:
+    """Local transformers model: ``hf:<hub id or path>`` (+ ``adapter=`` LoRA folder)."""
+    if base_url:
+        raise ModelError("hf: models run locally; --base-url is for openai: specs")
+    return HFChatModel(target, adapter=adapter, **kw)

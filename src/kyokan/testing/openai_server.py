@@ -1,0 +1,418 @@
+"""A real OpenAI-compatible HTTP server on loopback, for offline tests and benchmarks.
+
+It answers ``POST /v1/chat/completions`` and ``GET /v1/models`` over a real socket (stdlib
+``ThreadingHTTPServer`` in a background thread, one thread per connection), so clients are tested
+with their real HTTP stack, retries and timeouts — no mocks::
+
+    from kyokan.testing.openai_server import Fault, OpenAIServer
+
+    with OpenAIServer(responder=lambda req: "hello", latency=0.05,
+                      script=[Fault.status(429, retry_after=0.1), Fault.status(500)]) as srv:
+        model = load_model("openai:test", base_url=srv.base_url)
+        ...
+        assert srv.count("/v1/chat/completions") == 3
+
+What a call gets, in order:
+
+1. the next item of ``script`` while any is left (``None`` or ``"ok"`` = answer normally, a
+   ``str`` = answer with that text, a :class:`Fault` = inject it);
+2. otherwise, with probability ``fault_rate`` (seeded by ``fault_seed``), one of ``faults``
+   (default: 429 and 500 alternating at random);
+3. otherwise ``responder(request_json)``, which returns the reply text or a :class:`Fault`
+   (default: :func:`echo_responder`).
+
+``response_format`` (json_schema) and every other request field are passed to the responder
+untouched in ``request_json``. Token usage in the answer is approximate (word/character runs),
+but always present and consistent: ``total = prompt + completion``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["Fault", "OpenAIServer", "RequestRecord", "Responder", "approx_tokens", "echo_responder"]
+
+CHAT_PATH = "/v1/chat/completions"
+MODELS_PATH = "/v1/models"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Something going wrong on one call. Build with the class methods."""
+
+    kind: str  # "status" | "delay" | "garbage" | "json" | "disconnect"
+    status_code: int = 200
+    retry_after: float | None = None
+    seconds: float = 0.0
+    body: str | None = None
+    payload: Any = None
+    #: for ``delay``: what to answer after sleeping (None = the normal answer)
+    then: str | Fault | None = None
+
+    @classmethod
+    def status(cls, code: int, retry_after: float | None = None, message: str | None = None) -> Fault:
+        """An HTTP error with an OpenAI-shaped error body (and ``Retry-After`` seconds if given)."""
+        return cls("status", status_code=code, retry_after=retry_after, body=message)
+
+    @classmethod
+    def delay(cls, seconds: float, then: str | Fault | None = None) -> Fault:
+        """Sleep ``seconds`` before answering (forces client timeouts when longer than theirs)."""
+        return cls("delay", seconds=seconds, then=then)
+
+    @classmethod
+    def garbage(cls, body: str = "<html><body>502 Bad Gateway... not JSON", status: int = 200) -> Fault:
+        """A body that is not JSON (with a 200 status unless told otherwise)."""
+        return cls("garbage", status_code=status, body=body)
+
+    @classmethod
+    def json(cls, payload: Any, status: int = 200) -> Fault:
+        """Any JSON body verbatim, e.g. a 200 answer without ``choices``."""
+        return cls("json", status_code=status, payload=payload)
+
+    @classmethod
+    def disconnect(cls) -> Fault:
+        """Close the connection without answering (a connection error on the client)."""
+        return cls("disconnect")
+
+
+Responder = Callable[[dict[str, Any]], "str | Fault"]
+
+
+def echo_responder(request: dict[str, Any]) -> str:
+    """The default: ``"echo: <last user message>"``."""
+    msgs = request.get("messages") or []
+    last = next((m.get("content") for m in reversed(msgs) if isinstance(m, dict) and m.get("role") == "user"), "")
+    if isinstance(last, list):  # content parts
+        last = " ".join(str(p.get("text", "")) for p in last if isinstance(p, dict))
+    return f"echo: {last}"
+
+
+_TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+
+
+def approx_tokens(text: str) -> int:
+    """A stand-in token count: runs of word characters and single punctuation marks."""
+    return len(_TOKEN_RE.findall(text or ""))
+
+
+@dataclass
+class RequestRecord:
+    """One request the server received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    json: Any
+    started: float
+    #: what the server did: "ok", "status:429", "delay", "garbage", "json", "disconnect", "bad-request"
+    outcome: str = ""
+    ended: float | None = None
+
+
+@dataclass
+class _State:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    calls: int = 0
+
+
+class OpenAIServer:
+    """An OpenAI-compatible chat-completions server on ``127.0.0.1`` and a free port.
+
+    Attributes after (or during) use: ``base_url`` (``http://127.0.0.1:PORT/v1``), ``requests``
+    (JSON bodies of every chat request, in arrival order, faulted ones included), ``log`` (a
+    :class:`RequestRecord` per request of any path), ``counts`` (requests per path),
+    ``outcomes`` (chat calls per outcome), ``max_concurrency`` (high-water mark of chat
+    requests in flight at once).
+    """
+
+    def __init__(self, responder: Responder | None = None, *, latency: float = 0.0,
+                 script: Iterable[str | Fault | None] | None = None, fault_rate: float = 0.0,
+                 faults: Iterable[Fault] | None = None, fault_seed: int = 0,
+                 models: Iterable[str] = ("kyokan-test",), api_key: str | None = None,
+                 truncate: bool = False, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.responder: Responder = responder or echo_responder
+        self.latency = latency
+        self.script: list[str | Fault | None] = list(script or [])
+        self.fault_rate = fault_rate
+        self.faults: list[Fault] = list(faults or [Fault.status(429, retry_after=0.01), Fault.status(500)])
+        self._rng = random.Random(fault_seed)
+        self.models = list(models)
+        #: when set, requests must carry ``Authorization: Bearer <api_key>`` (401 otherwise)
+        self.api_key = api_key
+        #: cut replies longer than ``max_tokens`` approximate tokens (finish_reason "length")
+        self.truncate = truncate
+        self.host = host
+        self._port = port
+        self.requests: list[dict[str, Any]] = []
+        self.log: list[RequestRecord] = []
+        self.counts: Counter[str] = Counter()
+        self.outcomes: Counter[str] = Counter()
+        self._state = _State()
+        self._stopping = threading.Event()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # lifecycle -------------------------------------------------------------------------
+    def start(self) -> OpenAIServer:
+        if self._httpd is not None:
+            return self
+        self._stopping.clear()
+        handler = _make_handler(self)
+        httpd = _HTTPServer((self.host, self._port), handler)
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"kyokan-openai-server-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes handlers sleeping in delays
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> OpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # addresses and counters -----------------------------------------------------------
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("server not started")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What OpenAI clients take as ``base_url``: ``http://127.0.0.1:PORT/v1``."""
+        return f"{self.url}/v1"
+
+    @property
+    def max_concurrency(self) -> int:
+        return self._state.max_in_flight
+
+    @property
+    def in_flight(self) -> int:
+        return self._state.in_flight
+
+    @property
+    def calls(self) -> int:
+        """Chat-completion requests received so far."""
+        return self._state.calls
+
+    def count(self, path: str = CHAT_PATH) -> int:
+        return self.counts[path]
+
+    def reset_counters(self) -> None:
+        with self._state.lock:
+            self.requests.clear()
+            self.log.clear()
+            self.counts.clear()
+            self.outcomes.clear()
+            self._state.max_in_flight = self._state.in_flight
+            self._state.calls = 0
+
+    # what to answer -------------------------------------------------------------------------
+    def _decide(self, request: dict[str, Any]) -> str | Fault | None:
+        with self._state.lock:
+            if self.script:
+                return self.script.pop(0)
+            if self.fault_rate > 0 and self.faults and self._rng.random() < self.fault_rate:
+                return self._rng.choice(self.faults)
+        return None
+
+    def _sleep(self, seconds: float) -> bool:
+        """Sleep unless the server is stopping; True when interrupted."""
+        return self._stopping.wait(seconds) if seconds > 0 else False
+
+
+def _completion_body(server: OpenAIServer, request: dict[str, Any], text: str, n: int) -> dict[str, Any]:
+    finish = "stop"
+    limit = request.get("max_completion_tokens") or request.get("max_tokens")
+    if server.truncate and isinstance(limit, int) and approx_tokens(text) > limit:
+        toks = list(_TOKEN_RE.finditer(text))
+        text = text[: toks[limit - 1].end()] if limit > 0 else ""
+        finish = "length"
+    prompt_text = "\n".join(str(m.get("content", "")) for m in request.get("messages") or [] if isinstance(m, dict))
+    pt, ct = approx_tokens(prompt_text), approx_tokens(text)
+    return {
+        "id": f"chatcmpl-kyokan-{n}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": str(request.get("model") or (server.models[0] if server.models else "kyokan-test")),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+        "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct},
+    }
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 256  # the default 5 drops bursts of new connections (1 s SYN retries)
+
+
+def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+        disable_nagle_algorithm = True  # headers and body go out at once (no delayed-ACK stalls)
+
+        def log_message(self, format: str, *args: Any) -> None:  # silence stderr
+            return
+
+        # plumbing ---------------------------------------------------------------
+        def _send(self, status: int, body: bytes, ctype: str = "application/json",
+                  headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+
+        def _send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+            self._send(status, json.dumps(obj, ensure_ascii=False).encode("utf-8"), headers=headers)
+
+        def _error(self, status: int, message: str, etype: str = "server_error",
+                   headers: dict[str, str] | None = None) -> None:
+            self._send_json(status, {"error": {"message": message, "type": etype, "code": status}}, headers)
+
+        def _record(self, body: Any) -> RequestRecord:
+            rec = RequestRecord(self.command, self.path.split("?")[0], {k.lower(): v for k, v in self.headers.items()},
+                                body, time.monotonic())
+            with server._state.lock:
+                server.log.append(rec)
+                server.counts[rec.path] += 1
+            return rec
+
+        def _authorised(self) -> bool:
+            if server.api_key is None:
+                return True
+            return self.headers.get("Authorization", "") == f"Bearer {server.api_key}"
+
+        # routes -------------------------------------------------------------------
+        def do_GET(self) -> None:
+            rec = self._record(None)
+            if rec.path.rstrip("/") == MODELS_PATH:
+                if not self._authorised():
+                    rec.outcome = "status:401"
+                    self._error(401, "invalid api key", "invalid_request_error")
+                    return
+                rec.outcome = "ok"
+                self._send_json(200, {"object": "list", "data": [
+                    {"id": m, "object": "model", "created": 0, "owned_by": "kyokan"} for m in server.models]})
+            else:
+                rec.outcome = "status:404"
+                self._error(404, f"no route {rec.path}", "invalid_request_error")
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                body: Any = json.loads(raw.decode("utf-8")) if raw else None
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                body = None
+            rec = self._record(body)
+            if rec.path.rstrip("/") != CHAT_PATH:
+                rec.outcome = "status:404"
+                self._error(404, f"no route {rec.path}", "invalid_request_error")
+                return
+            st = server._state
+            with st.lock:
+                st.calls += 1
+                n = st.calls
+                st.in_flight += 1
+                st.max_in_flight = max(st.max_in_flight, st.in_flight)
+                if isinstance(body, dict):
+                    server.requests.append(body)
+            try:
+                self._chat(rec, body, n)
+            finally:
+                with st.lock:
+                    st.in_flight -= 1
+                    server.outcomes[rec.outcome] += 1
+                rec.ended = time.monotonic()
+
+        def _chat(self, rec: RequestRecord, body: Any, n: int) -> None:
+            if not self._authorised():
+                rec.outcome = "status:401"
+                self._error(401, "invalid api key", "invalid_request_error")
+                return
+            if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+                rec.outcome = "bad-request"
+                self._error(400, "body must be JSON with a 'messages' list", "invalid_request_error")
+                return
+            if server._sleep(server.latency):
+                return
+            action: str | Fault | None = server._decide(body)
+            if action is None or action == "ok":
+                try:
+                    action = server.responder(body)
+                except Exception as e:  # a bug in a test's responder: answer 500, keep serving
+                    rec.outcome = "responder-error"
+                    self._error(500, f"responder raised {type(e).__name__}: {e}")
+                    return
+            self._act(rec, body, n, action)
+
+        def _act(self, rec: RequestRecord, body: dict[str, Any], n: int, action: str | Fault | None) -> None:
+            if action is None:
+                action = server.responder(body)
+            if isinstance(action, str):
+                rec.outcome = rec.outcome or "ok"
+                self._send_json(200, _completion_body(server, body, action, n))
+                return
+            f = action
+            if f.kind == "status":
+                rec.outcome = f"status:{f.status_code}"
+                headers = {}
+                if f.retry_after is not None:
+                    ra = f.retry_after
+                    headers["Retry-After"] = str(int(ra)) if float(ra).is_integer() else f"{ra:g}"
+                self._error(f.status_code, f.body or f"injected {f.status_code}",
+                            "rate_limit_error" if f.status_code == 429 else "server_error", headers)
+            elif f.kind == "delay":
+                rec.outcome = "delay"
+                if server._sleep(f.seconds):
+                    return
+                # the client may have given up (timed out) meanwhile — expected
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self._act(rec, body, n, f.then)
+            elif f.kind == "garbage":
+                rec.outcome = "garbage"
+                self._send(f.status_code, (f.body or "").encode("utf-8"), ctype="text/html")
+            elif f.kind == "json":
+                rec.outcome = "json"
+                self._send_json(f.status_code, f.payload)
+            elif f.kind == "disconnect":
+                rec.outcome = "disconnect"
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
+            else:  # pragma: no cover - constructor guards
+                raise ValueError(f"unknown fault kind {f.kind!r}")
+
+    return Handler
