@@ -138,13 +138,21 @@ def score_labels(rows: list[LabelRow], out_dir: str | Path | None = None, *, tax
 
         scorer = BertScorer(model=bertscore_model, num_layers=bertscore_layer, lang=lang,
                             embedding_cache=str(cache_dir("bertscore", "labels")))
-        res = scorer.score(pred_words, gold_words)
+        # an empty answer has no words to compare: its BERTScore is undefined (null), not 0
+        keep = [i for i, pw in enumerate(pred_words) if pw and pw.strip()]
+        vals: dict[str, list[float | None]] = {k: [None] * len(per) for k in ("precision", "recall", "f1")}
+        distinct = 0
+        if keep:
+            res = scorer.score([pred_words[i] for i in keep], [gold_words[i] for i in keep])
+            distinct = res.distinct_pairs
+            for j, i in enumerate(keep):
+                for k in vals:
+                    vals[k][i] = float(getattr(res, k)[j])
         for i, row in enumerate(per):
-            row["bertscore"] = {"precision": float(res.precision[i]), "recall": float(res.recall[i]),
-                                "f1": float(res.f1[i])}
-        summary["bertscore"] = {k: bootstrap_mean(getattr(res, k).tolist(), seed=seed, resamples=resamples)
-                                for k in ("precision", "recall", "f1")}
-        summary["bertscore"].update({"distinct_pairs": res.distinct_pairs, "provenance": scorer.info()})
+            row["bertscore"] = {k: vals[k][i] for k in vals}
+        summary["bertscore"] = {k: bootstrap_mean(vals[k], seed=seed, resamples=resamples) for k in vals}
+        summary["bertscore"].update({"distinct_pairs": distinct, "empty_answers": len(per) - len(keep),
+                                     "provenance": scorer.info()})
     vec = None
     if vectors != "none":
         from kyokan.metrics.vectors import load_vectors

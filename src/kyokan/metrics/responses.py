@@ -89,6 +89,8 @@ def read_generations(path: str | Path) -> list[dict[str, Any]]:
     if not p.exists():
         raise KyokanError(f"{p}: file not found")
     first = _first_row(p)
+    if first is not None and "turns" in first and isinstance((first.get("meta") or {}).get("generation"), dict):
+        return _generated_dialogues(p)
     if first is None or "turns" in first:
         from kyokan.data import read_dialogues
 
@@ -137,6 +139,39 @@ def read_generations(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _generated_dialogues(p: Path) -> list[dict[str, Any]]:
+    """Rows of `kyokan generate` output. A row that broke the requested format has no reply to
+    score: it is kept out of the metrics (``excluded``) and counted, never scored as empty text."""
+    rows: list[dict[str, Any]] = []
+    problems: list[Problem] = []
+    with open(p, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as e:
+                problems.append(Problem(str(p), lineno, None, f"invalid JSON: {e.msg}"))
+                continue
+            if not isinstance(r, dict) or not r.get("id"):
+                problems.append(Problem(str(p), lineno, "id", "missing"))
+                continue
+            gen = (r.get("meta") or {}).get("generation") or {}
+            turns = [t for t in r.get("turns") or [] if isinstance(t, dict) and isinstance(t.get("text"), str)]
+            last = max((i for i, t in enumerate(turns) if t.get("role") == "listener"), default=None)
+            if gen.get("format_ok") is False or last is None or last == 0:
+                rows.append({"id": str(r["id"]), "response": None, "lang": r.get("lang"), "_line": lineno,
+                             "excluded": gen.get("reason") or "format_violation"})
+                continue
+            hist = turns[:last]
+            speaker = [t["text"] for t in hist if t.get("role") == "speaker"]
+            rows.append({"id": str(r["id"]), "response": turns[last]["text"], "context": speaker[-1] if speaker else "",
+                         "lang": r.get("lang"), "history": hist, "_line": lineno})
+    if problems:
+        raise InputError(problems[:50], len(problems))
+    return rows
+
+
 def build_examples(gen_path: str | Path, ref_path: str | Path | None, lang: str | None) -> tuple[list[Example], list[str], dict[str, Any]]:
     gens = read_generations(gen_path)
     refs: dict[str, Reference] = {}
@@ -145,6 +180,8 @@ def build_examples(gen_path: str | Path, ref_path: str | Path | None, lang: str 
         refs, corpus = read_references(ref_path)
     problems: list[Problem] = []
     examples: list[Example] = []
+    excluded = [g for g in gens if g.get("response") is None]
+    gens = [g for g in gens if g.get("response") is not None]
     for g in gens:
         ref = refs.get(g["id"])
         if ref_path is not None and ref is None:
@@ -160,13 +197,14 @@ def build_examples(gen_path: str | Path, ref_path: str | Path | None, lang: str 
                                 history=ref.history if ref else list(g.get("history") or [])))
     if problems:
         raise InputError(problems[:50], len(problems))
-    if not examples:
+    if not examples and not excluded:
         raise KyokanError(f"{gen_path}: no generated replies to score")
     langs = sorted({ex.lang.split("-")[0] for ex in examples})
     if len(langs) > 1:
         raise KyokanError(f"{gen_path}: mixed languages {langs}; score each language separately (--lang)")
     info = {"generated": str(gen_path), "reference": str(ref_path) if ref_path else None, "examples": len(examples),
-            "reference_dialogues": len(refs), "reference_unmatched": len(set(refs) - {ex.id for ex in examples})}
+            "reference_dialogues": len(refs), "reference_unmatched": len(set(refs) - {ex.id for ex in examples}),
+            "excluded_format_violations": len(excluded), "generated_rows": len(gens) + len(excluded)}
     return examples, corpus, info
 
 
@@ -192,9 +230,16 @@ def evaluate_responses(gen_path: str | Path, out_dir: str | Path, *, reference: 
                        progress: Any = None) -> dict[str, Any]:
     t0 = time.time()
     examples, corpus, info = build_examples(gen_path, reference, lang)
-    run_lang = examples[0].lang
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if not examples:  # every generated row broke the format: nothing to measure, and say so
+        empty = {"kind": "kyokan.eval.responses", "version": 1, "lang": lang, "inputs": info, "metrics": {},
+                 "skipped": {"*": "every generated row broke the requested format (see inputs.excluded_format_violations)"},
+                 "licenses": [], "provenance": provenance(), "seconds": round(time.time() - t0, 3)}
+        write_jsonl(out / "per_example.jsonl", [])
+        write_json(out / "summary.json", empty)
+        return empty
+    run_lang = examples[0].lang
     ctx = MetricContext(lang=run_lang, seed=seed, options=dict(options or {}), out_dir=str(out),
                         reference_corpus=corpus or None)
     if reference is not None:

