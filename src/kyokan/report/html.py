@@ -33,6 +33,7 @@ figure{margin:1rem 0}figcaption{font-size:.92rem;margin-bottom:.3rem}img{max-wid
 .notes{font-size:.82rem;color:#555}.ok{color:#176417}.no{color:#8a5a00}
 pre{background:#f7f7f7;padding:.6rem;overflow-x:auto;font-size:.8rem;max-height:24rem}
 .license{color:#a00000;font-weight:bold}
+.standin{background:#fdeaea;border-left:4px solid #c0392b;padding:.5rem .8rem;margin:1rem 0}
 """
 
 
@@ -96,6 +97,21 @@ def provenance_section(run: RunData, cjk_font: str | None) -> str:
     return "".join(parts)
 
 
+def stand_in_models(run: RunData) -> list[tuple[str, str]]:
+    """(stage, model) for every stage whose provenance marks its model as a stand-in."""
+    out: list[tuple[str, str]] = []
+    for stage, items in run.provenance.items():
+        for _, obj in items:
+            if not isinstance(obj, dict):
+                continue
+            cfg = obj.get("config") if isinstance(obj.get("config"), dict) else {}
+            if obj.get("stand_in") or cfg.get("stand_in"):
+                model = obj.get("judge") or obj.get("model") or cfg.get("model") or "?"
+                if (stage, str(model)) not in out:
+                    out.append((stage, str(model)))
+    return out
+
+
 def build_report(run_dir: str | Path, output: str | Path, tables_dir: str | Path | None = None,
                  title: str | None = None) -> dict[str, Any]:
     """Write the HTML report and every table as CSV + Markdown; returns what was built and what was missing."""
@@ -112,6 +128,11 @@ def build_report(run_dir: str | Path, output: str | Path, tables_dir: str | Path
     missing: dict[str, str] = {}
     toc: list[str] = []
 
+    stand_ins = stand_in_models(run)
+    if stand_ins:
+        body.append("<div class='standin'><strong>Stand-in models.</strong> These stages used a small model in place of "
+                    "the one a paper used; their numbers show that the pipeline runs, not how good the systems are: <ul>"
+                    + "".join(f"<li>{_e(stage)}: {_e(model)}</li>" for stage, model in stand_ins) + "</ul></div>")
     body.append("<h2 id='stages'>Stages found</h2><table><thead><tr><th>stage</th><th>what</th><th>status</th></tr></thead><tbody>")
     for stage, what in STAGES.items():
         d = run.stages.get(stage)
@@ -169,4 +190,4 @@ def build_report(run_dir: str | Path, output: str | Path, tables_dir: str | Path
             "problems": run.problems}
 
 
-__all__ = ["Table", "build_report", "lexicon_licenses"]
+__all__ = ["Table", "build_report", "lexicon_licenses", "stand_in_models"]
