@@ -60,10 +60,9 @@ def demo_cmd(
 
     Example: kyokan demo --out runs
     """
-    from kyokan.pipeline.stages import demo_config_path
-
     from kyokan.pipeline.config import load_config
     from kyokan.pipeline.runner import Runner
+    from kyokan.pipeline.stages import demo_config_path
 
     path = demo_config_path()
     cfg = load_config(path)
