@@ -104,7 +104,7 @@ def stand_in_models(run: RunData) -> list[tuple[str, str]]:
         for _, obj in items:
             if not isinstance(obj, dict):
                 continue
-            cfg = obj.get("config") if isinstance(obj.get("config"), dict) else {}
+            cfg: dict[str, Any] = obj["config"] if isinstance(obj.get("config"), dict) else {}
             if obj.get("stand_in") or cfg.get("stand_in"):
                 model = obj.get("judge") or obj.get("model") or cfg.get("model") or "?"
                 if (stage, str(model)) not in out:
