@@ -1,22 +1,39 @@
-"""Metrics benchmarks (prints figures): label BERTScore on 4,125 predictions vs bert_score on every
-row (values must be equal), response tries on 2,540 responses, NIDF on 2,540 responses.
+"""Metrics benchmarks (prints figures; medians of repeated runs, since the machine is shared):
 
-Run: HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 .venv/bin/python bench/metrics_bench.py
+- response tries on 2,540 responses (en, ja): the fold alone and tokenise + fold; with
+  ``--only tries_long`` also a harder workload (longer responses, Zipf words, shared phrases);
+- NIDF on 2,540 responses (tokenise + score);
+- label BERTScore on 4,125 predictions vs ``bert_score`` on every row, equal values:
+  A. encoder already loaded: one model instance shared by both sides, warmed up by one untimed
+     run of each side, so neither pays the first-call page-in; runs interleaved; kyokan cold (no cached label
+     embeddings), kyokan warm (label embeddings from the cache file of an earlier run), and the
+     split of bert_score's time into embedding and matching;
+  B. model loading included: each measurement in a fresh process (imports of torch, transformers
+     and bert_score done before the clock starts), alternating the sides.
+
+Run: HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 .venv/bin/python bench/metrics_bench.py [--reps N]
+     [--only tries,tries_long,nidf,bertscore] [--threads N]
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import random
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np
 
-from kyokan.metrics.bertscore import BertScorer
 from kyokan.metrics.nidf import build_table, score_tokens
 from kyokan.metrics.tries import response_tries
 from kyokan.taxonomy import get_taxonomy
@@ -42,61 +59,224 @@ def synthetic_responses(n: int, lang: str, seed: int = 0) -> list[str]:
             " ".join(rng.choice(vocab) for _ in range(rng.randint(5, 25))) for _ in range(n)]
 
 
-def bench_label_bertscore(n: int = 4125) -> None:
-    from bert_score import BERTScorer
+def _median_time(fn: Callable[[], Any], reps: int) -> tuple[float, list[float], Any]:
+    times, out = [], None
+    for _ in range(reps):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), times, out
 
+
+def _fmt(times: list[float]) -> str:
+    return "[" + ", ".join(f"{x:.3f}" for x in times) + "]"
+
+
+def label_rows(n: int = 4125) -> tuple[list[str], list[str]]:
     names = get_taxonomy().names("ja")
     rng = random.Random(0)
     gold = [rng.choice(names) for _ in range(n)]
     pred = [g if rng.random() < 0.55 else rng.choice(names) for g in gold]
+    return pred, gold
+
+
+def _maxdiff(res: Any, P: Any, R: Any, F: Any) -> float:
+    return max(float(np.abs(res.precision - P.numpy()).max()), float(np.abs(res.recall - R.numpy()).max()),
+               float(np.abs(res.f1 - F.numpy()).max()))
+
+
+def bench_label_bertscore_loaded(reps: int) -> None:
+    """A: both sides with the encoder loaded (one shared, warmed-up model instance)."""
+    from collections import defaultdict
+
+    from bert_score import BERTScorer
+    from bert_score.utils import get_bert_embedding
+
+    from kyokan.metrics.bertscore import BertScorer
+
+    pred, gold = label_rows()
+    probe = BertScorer()
+    ref = BERTScorer(model_type=probe.model_type, num_layers=probe.num_layers, batch_size=64)
+
+    def kyokan_scorer(cache: str) -> BertScorer:
+        s = BertScorer(embedding_cache=cache)
+        s.use_encoder(ref._model, ref._tokenizer)  # the same loaded encoder as bert_score
+        return s
+
+    # warm-up, untimed: page the weights in and let the kernels see these shapes once on each side
+    ref.score(pred, gold)
     with tempfile.TemporaryDirectory() as cache:
-        ours = BertScorer(embedding_cache=cache)
-        ours.load()
+        kyokan_scorer(cache).score(pred, gold)
+
+    tok = ref._tokenizer
+    idf: defaultdict[int, float] = defaultdict(lambda: 1.0)
+    idf[tok.sep_token_id] = 0
+    idf[tok.cls_token_id] = 0
+    sentences = sorted(set(gold + pred), key=lambda x: len(x.split(" ")), reverse=True)  # as bert_score does
+    t_bs, t_emb, t_cold, t_warm, t_match = [], [], [], [], []
+    diffs = []
+    res_cold = res_warm = None
+    for _ in range(reps):  # interleaved, so load changes hit every side alike
         t = time.perf_counter()
-        r_cold = ours.score(pred, gold)
-        cold = time.perf_counter() - t
-        warm_scorer = BertScorer(embedding_cache=cache)  # a later run: label embeddings from the cache
-        warm_scorer.load()
+        P, R, F = ref.score(pred, gold)
+        t_bs.append(time.perf_counter() - t)
         t = time.perf_counter()
-        r_warm = warm_scorer.score(pred, gold)
-        warm = time.perf_counter() - t
-    ref = BERTScorer(model_type=ours.model_type, num_layers=ours.num_layers, batch_size=64)
+        get_bert_embedding(sentences, ref._model, tok, idf, device="cpu")
+        t_emb.append(time.perf_counter() - t)
+        with tempfile.TemporaryDirectory() as cache:
+            cold = kyokan_scorer(cache)
+            t = time.perf_counter()
+            res_cold = cold.score(pred, gold)
+            t_cold.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            cold.score(pred, gold)  # embeddings in memory: the matching alone
+            t_match.append(time.perf_counter() - t)
+            warm = BertScorer(embedding_cache=cache)  # a later run: label embeddings from the cache file
+            t = time.perf_counter()
+            res_warm = warm.score(pred, gold)
+            t_warm.append(time.perf_counter() - t)
+            assert warm._model is None, "the warm run should not need the encoder"
+        diffs += [_maxdiff(res_cold, P, R, F), _maxdiff(res_warm, P, R, F)]
+    assert res_cold is not None
+    m = statistics.median
+    bs, emb, cold_t, warm_t, match = m(t_bs), m(t_emb), m(t_cold), m(t_warm), m(t_match)
+    import torch
+
+    print(f"label BERTScore, {len(gold)} predictions ({res_cold.distinct_pairs} distinct pairs, "
+          f"{len(set(pred + gold))} distinct label words), medians of {reps}, torch threads {torch.get_num_threads()}")
+    print("  A. encoder loaded (one shared model instance, warmed up):")
+    print(f"    bert_score.BERTScorer.score, every row:            {bs:.3f} s {_fmt(t_bs)}")
+    print(f"      of which embedding the {len(sentences)} distinct words:        {emb:.3f} s {_fmt(t_emb)}"
+          f"  -> matching {len(gold)} rows ~{max(bs - emb, 0.0):.3f} s")
+    print(f"    kyokan cold (no cached embeddings):               {cold_t:.3f} s {_fmt(t_cold)}  -> {bs / cold_t:.1f}x")
+    print(f"    kyokan warm (label-embedding cache file):         {warm_t:.3f} s {_fmt(t_warm)}  -> {bs / warm_t:.1f}x")
+    print(f"    kyokan matching only (embeddings in memory):      {match:.4f} s {_fmt(t_match)}"
+          f"  -> {max(bs - emb, 0.0) / match:.1f}x vs bert_score's matching")
+    print(f"    max |kyokan - bert_score| over P, R, F1, cold and warm: {max(diffs):.2e} "
+          f"(F1 mean {res_cold.f1.mean():.4f})")
+
+
+def _child(mode: str, cache: str) -> None:
+    """One measurement with model loading included, in a fresh process (imports before the clock)."""
+    import bert_score  # noqa: F401
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+
+    from kyokan.metrics.bertscore import BertScorer
+    from kyokan.metrics.encoder import default_encoder_dir
+
+    pred, gold = label_rows()
+    path = str(default_encoder_dir())
     t = time.perf_counter()
-    P, R, F = ref.score(pred, gold)
-    base = time.perf_counter() - t
-    diff = max(float(np.abs(r_cold.precision - P.numpy()).max()), float(np.abs(r_cold.recall - R.numpy()).max()),
-               float(np.abs(r_cold.f1 - F.numpy()).max()), float(np.abs(r_warm.f1 - F.numpy()).max()))
-    print(f"label BERTScore, {n} predictions ({r_cold.distinct_pairs} distinct pairs, {len(set(pred + gold))} distinct words)")
-    print(f"  bert_score.BERTScorer.score on every row (model loaded): {base:.3f} s")
-    print(f"  kyokan, distinct pairs, cold (embeds the label words):  {cold:.3f} s  -> {base / cold:.1f}x")
-    print(f"  kyokan, distinct pairs, label embeddings cached:        {warm:.3f} s  -> {base / warm:.1f}x")
-    print(f"  max |difference| vs bert_score: {diff:.2e}  (F1 mean {r_cold.f1.mean():.4f})")
+    if mode == "bert_score":
+        from bert_score import BERTScorer
+
+        P, _, _ = BERTScorer(model_type=path, num_layers=12, batch_size=64).score(pred, gold)
+        f = P.numpy()
+    else:
+        s = BertScorer(embedding_cache=cache)
+        f = s.score(pred, gold).precision
+    dt = time.perf_counter() - t
+    print(json.dumps({"mode": mode, "seconds": dt, "p_sum": float(np.sum(f))}))
 
 
-def bench_tries(n: int = 2540) -> None:
+def bench_label_bertscore_with_load(reps: int, threads: int = 0) -> None:
+    """B: model loading included, fresh processes."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    times: dict[str, list[float]] = {"bert_score": [], "cold": [], "warm": []}
+    with tempfile.TemporaryDirectory() as base:
+        for rep in range(reps):
+            warm_cache = os.path.join(base, f"warm{rep}")
+            for mode, cache in (("bert_score", ""), ("cold", os.path.join(base, f"cold{rep}")), ("cold", warm_cache),
+                                ("warm", warm_cache)):
+                r = subprocess.run([sys.executable, __file__, "--threads", str(threads), "--child", mode, cache],
+                                   capture_output=True, text=True, env=env, check=True)
+                d = json.loads(r.stdout.strip().splitlines()[-1])
+                if cache != warm_cache or mode == "warm":  # the cold run filling warm_cache is not timed
+                    times[mode].append(d["seconds"])
+    m = statistics.median
+    bs, cold, warm = m(times["bert_score"]), m(times["cold"]), m(times["warm"])
+    print(f"  B. model loading included (fresh process each, imports excluded), medians of {reps}:")
+    print(f"    bert_score.BERTScorer(...) + .score, every row:    {bs:.3f} s {_fmt(times['bert_score'])}")
+    print(f"    kyokan cold (loads the encoder, embeds):           {cold:.3f} s {_fmt(times['cold'])}  -> {bs / cold:.1f}x")
+    print(f"    kyokan warm (cache file; encoder never loaded):    {warm:.3f} s {_fmt(times['warm'])}  -> {bs / warm:.1f}x")
+
+
+def bench_tries(reps: int, n: int = 2540) -> None:
+    print(f"response tries, {n} responses, medians of {reps}:")
     for lang in ("en", "ja"):
-        toks = [tokens(s, lang) for s in synthetic_responses(n, lang)]
-        t = time.perf_counter()
-        st = response_tries(toks)
-        dt = time.perf_counter() - t
-        print(f"tries, {n} {lang} responses ({sum(map(len, toks))} tokens): {dt:.3f} s  "
-              f"templates={st.templates} span/total={st.span_nodes}/{st.total_nodes} root={st.root_children} "
-              f"ratio={st.compression_ratio:.3f} folds={st.folds}")
+        texts = synthetic_responses(n, lang)
+        t_tok, tok_times, toks = _median_time(lambda texts=texts, lang=lang: [tokens(s, lang) for s in texts], reps)
+        t_fold, fold_times, st = _median_time(lambda toks=toks: response_tries(toks), reps)
+        print(f"  {lang}: fold {t_fold:.3f} s {_fmt(fold_times)}; tokenise {t_tok:.3f} s {_fmt(tok_times)}; "
+              f"tokenise + fold {t_tok + t_fold:.3f} s  ({sum(map(len, toks))} tokens, templates={st.templates} "
+              f"span/total={st.span_nodes}/{st.total_nodes} root={st.root_children} "
+              f"ratio={st.compression_ratio:.3f} folds={st.folds})")
 
 
-def bench_nidf(n: int = 2540) -> None:
+def long_token_lists(n: int = 2540, seed: int = 5) -> list[list[str]]:
+    """A harder tries workload: ~49 tokens per response from a Zipf vocabulary of 800 words, half
+    of the text from 60 recurring phrases (about 124,000 tokens for 2,540 responses)."""
+    rng = random.Random(seed)
+    vocab = [f"w{i}" for i in range(800)]
+    weights = [1 / (i + 1) for i in range(800)]
+    phrases = [rng.choices(vocab, weights, k=rng.randint(4, 15)) for _ in range(60)]
+    out = []
+    for _ in range(n):
+        s: list[str] = []
+        while len(s) < rng.randint(30, 70):
+            s += rng.choice(phrases) if rng.random() < 0.5 else rng.choices(vocab, weights, k=rng.randint(1, 6))
+        out.append(s)
+    return out
+
+
+def bench_tries_long(reps: int) -> None:
+    toks = long_token_lists()
+    dt, times, st = _median_time(lambda: response_tries(toks), reps)
+    print(f"response tries, harder workload ({len(toks)} responses, {sum(map(len, toks))} tokens, Zipf words + "
+          f"shared phrases), medians of {reps}: fold {dt:.3f} s {_fmt(times)}  folds={st.folds} "
+          f"ratio={st.compression_ratio:.3f}")
+
+
+def bench_nidf(reps: int, n: int = 2540) -> None:
+    print(f"NIDF, {n} responses (tokenise + score), medians of {reps}:")
     for lang in ("en", "ja"):
         corpus = synthetic_responses(5 * n, lang, seed=1)
         resp = synthetic_responses(n, lang, seed=2)
         table = build_table(corpus, lang)
-        t = time.perf_counter()
-        vals = [score_tokens(table, tokens(r, lang))[0] for r in resp]
-        dt = time.perf_counter() - t
+        dt, times, vals = _median_time(lambda resp=resp, table=table, lang=lang:
+                                       [score_tokens(table, tokens(r, lang))[0] for r in resp], reps)
         mean = float(np.mean([v for v in vals if v is not None]))
-        print(f"NIDF, {n} {lang} responses (tokenise + score; table of {len(corpus)} utterances): {dt:.3f} s  mean={mean:.4f}")
+        print(f"  {lang}: {dt:.3f} s {_fmt(times)}  (table of {len(corpus)} utterances) mean={mean:.4f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--load-reps", type=int, default=3)
+    ap.add_argument("--only", default="tries,nidf,bertscore")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads on both sides (0: torch's default); 1 is steadier on a busy machine")
+    ap.add_argument("--child", nargs=2)
+    a = ap.parse_args()
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
+    if a.child:
+        _child(*a.child)
+        return
+    only = set(a.only.split(","))
+    if "tries" in only:
+        bench_tries(a.reps)
+    if "tries_long" in only:  # not in the default set: ~6 s per run
+        bench_tries_long(max(1, min(a.reps, 3)))
+    if "nidf" in only:
+        bench_nidf(a.reps)
+    if "bertscore" in only:
+        bench_label_bertscore_loaded(a.reps)
+        bench_label_bertscore_with_load(a.load_reps, a.threads)
 
 
 if __name__ == "__main__":
-    bench_tries()
-    bench_nidf()
-    bench_label_bertscore()
+    main()

@@ -58,3 +58,35 @@ def test_label_bertscore_equals_bert_score_on_every_row(scorer) -> None:
     np.testing.assert_allclose(ours.f1, F.numpy(), atol=1e-6, rtol=0)
     same = [i for i in range(len(gold)) if gold[i] == pred[i]]
     assert np.allclose(ours.f1[same], 1.0, atol=1e-5)
+
+
+def test_both_matching_paths_equal_bert_score_on_sentences(scorer, tmp_path) -> None:
+    """Sentences of many lengths (pairs path: greedy_cos_idf on length-sorted chunks; combos path:
+    one token-similarity matrix), a label-embedding cache that spares later runs the encoder, and
+    empty sentences scored 0."""
+    from bert_score import BERTScorer
+
+    from kyokan.metrics.bertscore import BertScorer
+
+    rng = random.Random(1)
+    words = ["試験", "に", "合格", "して", "嬉しい", "です", "。", "I", "am", "so", "sorry", "to", "hear", "that"]
+    sents = ["".join(rng.choice(words) for _ in range(rng.randint(1, 18))) for _ in range(16)]
+    cands = [rng.choice(sents) for _ in range(48)]
+    refs = [rng.choice(sents) for _ in range(48)]
+    ref = BERTScorer(model_type=scorer.model_type, num_layers=scorer.num_layers, batch_size=64)
+    ref._model, ref._tokenizer = scorer.load()  # the same encoder in memory, not loaded twice
+    P, R, F = ref.score(cands, refs)
+    ours = BertScorer(embedding_cache=str(tmp_path))
+    ours.use_encoder(*scorer.load())
+    for method in ("pairs", "combos", "auto"):
+        res = ours.score(cands, refs, method=method, budget=1 << 16)  # small budget: several chunks
+        np.testing.assert_allclose(res.precision, P.numpy(), atol=1e-6, rtol=0)
+        np.testing.assert_allclose(res.recall, R.numpy(), atol=1e-6, rtol=0)
+        np.testing.assert_allclose(res.f1, F.numpy(), atol=1e-6, rtol=0)
+    later = BertScorer(embedding_cache=str(tmp_path))  # a later run: everything from the cache file
+    again = later.score(cands, refs)
+    assert later._model is None and later.cache_hits == len(set(cands + refs))
+    np.testing.assert_allclose(again.f1, F.numpy(), atol=1e-6, rtol=0)
+    empty = ours.score(["", "嬉しい", " "], ["嬉しい", "", "試験"], method="combos")
+    assert empty.f1.tolist() == [0.0, 0.0, 0.0]
+    assert ours.score(["", "嬉しい"], ["嬉しい", ""], method="pairs").f1.tolist() == [0.0, 0.0]

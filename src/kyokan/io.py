@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from kyokan.errors import Problem
 
 
 def _umask() -> int:
@@ -116,21 +119,42 @@ def repair_torn_tail(path: Path) -> None:
         f.truncate(0)
 
 
-def read_jsonl_done(path: str | os.PathLike[str], key: str = "id") -> set[str]:
-    """Keys of rows already written by an earlier (possibly killed) run of an appending job."""
-    p = Path(path)
-    done: set[str] = set()
-    if not p.exists():
-        return done
-    with open(p, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
+def iter_json_objects(path: str | os.PathLike[str], encoding: str = "utf-8-sig") -> Iterator[tuple[int, dict[str, Any] | None, Problem | None]]:
+    """Each non-blank line of a JSONL file as (line number, object, None), or (line number, None,
+    problem) when the line is not JSON or not a JSON object. Callers decide whether a problem is
+    an error (user input) or a line to skip (a torn row of an appending job)."""
+    p = str(path)
+    with open(path, encoding=encoding) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
                 continue
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                yield n, None, Problem(p, n, None, f"malformed JSON: {e.msg} (column {e.colno})")
                 continue
-            if isinstance(row, dict) and key in row:
-                done.add(str(row[key]))
-    return done
+            if not isinstance(obj, dict):
+                yield n, None, Problem(p, n, None, "expected a JSON object")
+                continue
+            yield n, obj, None
+
+
+def read_rows(path: str | os.PathLike[str], key: str = "id") -> list[dict[str, Any]]:
+    """The well-formed rows (objects with ``key``) of an appending job's output; a missing file is
+    empty and torn or foreign lines are skipped."""
+    if not Path(path).exists():
+        return []
+    return [obj for _, obj, _ in iter_json_objects(path) if obj is not None and key in obj]
+
+
+def read_jsonl_done(path: str | os.PathLike[str], key: str = "id") -> set[str]:
+    """Keys of rows already written by an earlier (possibly killed) run of an appending job."""
+    return {str(r[key]) for r in read_rows(path, key)}
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

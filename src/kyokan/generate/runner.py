@@ -291,28 +291,18 @@ async def run_jobs(model: ChatModel, jobs: Sequence[Job], write: Callable[[Job, 
 
 def _existing(path: Path) -> tuple[set[str], str | None, str | None]:
     """Ids already in ``path`` and the config fingerprint and model of its first generated row."""
-    from kyokan.io import repair_torn_tail
+    from kyokan.io import read_rows, repair_torn_tail
 
     done: set[str] = set()
     fp = spec = None
     if not path.exists():
         return done, fp, spec
     repair_torn_tail(path)
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if not isinstance(row, dict) or "id" not in row:
-                continue
-            done.add(str(row["id"]))
-            gen = (row.get("meta") or {}).get("generation") if isinstance(row.get("meta"), dict) else None
-            if fp is None and isinstance(gen, dict):
-                fp, spec = gen.get("config"), gen.get("model")
+    for row in read_rows(path):
+        done.add(str(row["id"]))
+        gen = (row.get("meta") or {}).get("generation") if isinstance(row.get("meta"), dict) else None
+        if fp is None and isinstance(gen, dict):
+            fp, spec = gen.get("config"), gen.get("model")
     return done, fp, spec
 
 

@@ -11,7 +11,6 @@ written with other judge settings (a different fingerprint) stop the run with an
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -77,22 +76,9 @@ def read_input(path: str | Path, fmt: str | None = None) -> list[dict[str, Any]]
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    p = Path(path)
-    rows: list[dict[str, Any]] = []
-    if not p.exists():
-        return rows
-    with open(p, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict) and "id" in row:
-                rows.append(row)
-    return rows
+    from kyokan.io import read_rows as _read
+
+    return _read(path)
 
 
 def prepare_output(out: Path, fingerprint: str, *, retry_failed: bool = True,

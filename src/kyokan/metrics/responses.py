@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from kyokan.errors import InputError, KyokanError, Problem
-from kyokan.io import write_json, write_jsonl
+from kyokan.io import iter_json_objects, write_json, write_jsonl
 from kyokan.metrics.registry import (
     Example,
     MetricContext,
@@ -107,33 +107,25 @@ def read_generations(path: str | Path) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     problems: list[Problem] = []
     seen: set[str] = set()
-    with open(p, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                problems.append(Problem(str(p), lineno, None, f"invalid JSON: {e.msg}"))
-                continue
-            if not isinstance(r, dict):
-                problems.append(Problem(str(p), lineno, None, "expected a JSON object"))
-                continue
-            rid = r.get("id")
-            if rid is None or str(rid) == "":
-                problems.append(Problem(str(p), lineno, "id", "missing"))
-                continue
-            rid = str(rid)
-            if rid in seen:
-                problems.append(Problem(str(p), lineno, "id", f"duplicate id {rid!r}"))
-                continue
-            seen.add(rid)
-            key = next((k for k in RESPONSE_KEYS if isinstance(r.get(k), str)), None)
-            if key is None:
-                problems.append(Problem(str(p), lineno, "response", f"missing (one of {', '.join(RESPONSE_KEYS)})"))
-                continue
-            rows.append({"id": rid, "response": r[key], "context": r.get("context"), "lang": r.get("lang"),
-                         "_line": lineno})
+    for lineno, r, problem in iter_json_objects(p):
+        if r is None:
+            problems.append(problem or Problem(str(p), lineno, None, "unreadable"))
+            continue
+        rid = r.get("id")
+        if rid is None or str(rid) == "":
+            problems.append(Problem(str(p), lineno, "id", "missing"))
+            continue
+        rid = str(rid)
+        if rid in seen:
+            problems.append(Problem(str(p), lineno, "id", f"duplicate id {rid!r}"))
+            continue
+        seen.add(rid)
+        key = next((k for k in RESPONSE_KEYS if isinstance(r.get(k), str)), None)
+        if key is None:
+            problems.append(Problem(str(p), lineno, "response", f"missing (one of {', '.join(RESPONSE_KEYS)})"))
+            continue
+        rows.append({"id": rid, "response": r[key], "context": r.get("context"), "lang": r.get("lang"),
+                     "_line": lineno})
     if problems:
         raise InputError(problems[:50], len(problems))
     return rows
@@ -144,29 +136,21 @@ def _generated_dialogues(p: Path) -> list[dict[str, Any]]:
     score: it is kept out of the metrics (``excluded``) and counted, never scored as empty text."""
     rows: list[dict[str, Any]] = []
     problems: list[Problem] = []
-    with open(p, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                problems.append(Problem(str(p), lineno, None, f"invalid JSON: {e.msg}"))
-                continue
-            if not isinstance(r, dict) or not r.get("id"):
-                problems.append(Problem(str(p), lineno, "id", "missing"))
-                continue
-            gen = (r.get("meta") or {}).get("generation") or {}
-            turns = [t for t in r.get("turns") or [] if isinstance(t, dict) and isinstance(t.get("text"), str)]
-            last = max((i for i, t in enumerate(turns) if t.get("role") == "listener"), default=None)
-            if gen.get("format_ok") is False or last is None or last == 0:
-                rows.append({"id": str(r["id"]), "response": None, "lang": r.get("lang"), "_line": lineno,
-                             "excluded": gen.get("reason") or "format_violation"})
-                continue
-            hist = turns[:last]
-            speaker = [t["text"] for t in hist if t.get("role") == "speaker"]
-            rows.append({"id": str(r["id"]), "response": turns[last]["text"], "context": speaker[-1] if speaker else "",
-                         "lang": r.get("lang"), "history": hist, "_line": lineno})
+    for lineno, r, problem in iter_json_objects(p):
+        if r is None or not r.get("id"):
+            problems.append(problem or Problem(str(p), lineno, "id", "missing"))
+            continue
+        gen = (r.get("meta") or {}).get("generation") or {}
+        turns = [t for t in r.get("turns") or [] if isinstance(t, dict) and isinstance(t.get("text"), str)]
+        last = max((i for i, t in enumerate(turns) if t.get("role") == "listener"), default=None)
+        if gen.get("format_ok") is False or last is None or last == 0:
+            rows.append({"id": str(r["id"]), "response": None, "lang": r.get("lang"), "_line": lineno,
+                         "excluded": gen.get("reason") or "format_violation"})
+            continue
+        hist = turns[:last]
+        speaker = [t["text"] for t in hist if t.get("role") == "speaker"]
+        rows.append({"id": str(r["id"]), "response": turns[last]["text"], "context": speaker[-1] if speaker else "",
+                     "lang": r.get("lang"), "history": hist, "_line": lineno})
     if problems:
         raise InputError(problems[:50], len(problems))
     return rows

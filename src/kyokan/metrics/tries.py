@@ -68,7 +68,7 @@ def trie_size(seqs: Sequence[Sequence[Sym]], first_span: Sym | None = None) -> t
 Gram = tuple[Sym, ...]
 
 
-def _initial_counts(seqs: Sequence[Sequence[Sym]]) -> tuple[dict[Gram, int], dict[Gram, set[int]]]:
+def _initial_counts(seqs: Sequence[Gram]) -> tuple[dict[Gram, int], dict[Gram, set[int]]]:
     """Non-overlapping (greedy, left to right) counts of the word n-grams (n ≥ 2) that occur at
     least twice overall, and the responses holding each; level by level, an n-gram is counted only
     when its (n−1)-prefix and suffix occur twice (else it cannot)."""
@@ -84,7 +84,7 @@ def _initial_counts(seqs: Sequence[Sequence[Sym]]) -> tuple[dict[Gram, int], dic
             s = seqs[k]
             last_end: dict[Gram, int] = {}
             for i in range(len(s) - n + 1):
-                g = tuple(s[i:i + n])
+                g = s[i:i + n]
                 if prev is not None and (g[:-1] not in prev or g[1:] not in prev):
                     continue
                 e = last_end.get(g)
@@ -107,13 +107,13 @@ def _initial_counts(seqs: Sequence[Sequence[Sym]]) -> tuple[dict[Gram, int], dic
         n += 1
 
 
-def _greedy_count(seq: Sequence[Sym], g: Gram) -> int:
+def _greedy_count(seq: Gram, g: Gram) -> int:
     n = len(g)
     c = 0
     i = 0
     last = len(seq) - n
     while i <= last:
-        if tuple(seq[i:i + n]) == g:
+        if seq[i:i + n] == g:
             c += 1
             i += n
         else:
@@ -129,7 +129,7 @@ def _self_overlapping(g: Gram) -> bool:
     return any(g[:b] == g[n - b:] for b in range(1, n))
 
 
-def _windows(seq: Sequence[Sym], g: Gram) -> list[int]:
+def _windows(seq: Gram, g: Gram) -> list[int]:
     """Starts of the non-overlapping occurrences of ``g`` (greedy, left to right)."""
     n = len(g)
     first = g[0]
@@ -137,7 +137,7 @@ def _windows(seq: Sequence[Sym], g: Gram) -> list[int]:
     i = 0
     last = len(seq) - n
     while i <= last:
-        if seq[i] == first and tuple(seq[i:i + n]) == g:
+        if seq[i] == first and seq[i:i + n] == g:
             out.append(i)
             i += n
         else:
@@ -145,7 +145,7 @@ def _windows(seq: Sequence[Sym], g: Gram) -> list[int]:
     return out
 
 
-def _fold(seq: Sequence[Sym], starts: list[int], n: int, sym: Sym) -> list[Sym]:
+def _fold(seq: Gram, starts: list[int], n: int, sym: Sym) -> Gram:
     out: list[Sym] = []
     prev = 0
     for st in starts:
@@ -153,6 +153,47 @@ def _fold(seq: Sequence[Sym], starts: list[int], n: int, sym: Sym) -> list[Sym]:
         out.append(sym)
         prev = st + n
     out.extend(seq[prev:])
+    return tuple(out)
+
+
+def _fresh_counts(seqs: Sequence[Gram], ks: list[int], sym: Sym,
+                  live: dict[Gram, int]) -> dict[Gram, tuple[int, set[int]]]:
+    """Counts (greedy, non-overlapping) and responses of the n-grams holding the new span symbol
+    ``sym`` that occur at least twice; all their occurrences are in the responses ``ks`` just
+    folded. Level by level: an n-gram is counted only when its (n−1)-prefix and suffix can occur
+    twice (those holding ``sym``: counted at the level before; the others: still live)."""
+    out: dict[Gram, tuple[int, set[int]]] = {}
+    where_sym = {k: [i for i, t in enumerate(seqs[k]) if t == sym] for k in ks}
+    prev: dict[Gram, tuple[int, set[int]]] = {}
+    todo = ks
+    n = 2
+    while todo:
+        lc: dict[Gram, int] = {}
+        lw: dict[Gram, list[int]] = {}
+        for k in todo:
+            s = seqs[k]
+            top = len(s) - n
+            last_end: dict[Gram, int] = {}
+            nxt = 0  # starts below this were tried (windows around two nearby symbols overlap)
+            for p in where_sym[k]:
+                for i in range(max(p - n + 1, nxt), min(p, top) + 1):
+                    h = s[i:i + n]
+                    if n > 2:
+                        x, y = h[:-1], h[1:]
+                        if (x not in prev if sym in x else x not in live) or \
+                                (y not in prev if sym in y else y not in live):
+                            continue
+                    e = last_end.get(h)
+                    if e is None:
+                        lw.setdefault(h, []).append(k)
+                    if e is None or e <= i:
+                        lc[h] = lc.get(h, 0) + 1
+                        last_end[h] = i + n
+                nxt = max(nxt, min(p, top) + 1)
+        prev = {h: (c, set(lw[h])) for h, c in lc.items() if c >= 2}
+        out.update(prev)
+        todo = sorted({k for _, w in prev.values() for k in w})
+        n += 1
     return out
 
 
@@ -178,7 +219,7 @@ def response_tries(token_lists: Sequence[Sequence[str]]) -> TrieStats:
     words = sorted({t for toks in token_lists for t in toks})
     vocab = {w: i for i, w in enumerate(words)}
     n_words = len(words)
-    seqs: list[list[Sym]] = [[vocab[t] for t in toks] for toks in token_lists]
+    seqs: list[Gram] = [tuple([vocab[t] for t in toks]) for toks in token_lists]  # tuples: slices are n-grams
     n = len(seqs)
     templates = len({tuple(s) for s in seqs})
     starts = len({s[0] for s in seqs if s})
@@ -189,6 +230,8 @@ def response_tries(token_lists: Sequence[Sequence[str]]) -> TrieStats:
     heapq.heapify(heap)
     next_sym = n_words
     folds = 0
+    maxlen = max(map(len, counts), default=2)
+    selfov: dict[Gram, bool] = {}
     while heap:
         negw, negn, g = heapq.heappop(heap)
         v = counts.get(g)
@@ -203,59 +246,42 @@ def response_tries(token_lists: Sequence[Sequence[str]]) -> TrieStats:
         folds += 1
         delta: dict[Gram, int] = {}
         recount: dict[Gram, None] = {}
-        born: dict[Gram, int] = {}
-        born_where: dict[Gram, list[int]] = {}
+        folded: list[int] = []
         for k in sorted(where.pop(g)):
             s = seqs[k]
             wins = _windows(s, g)
             if not wins:
                 continue  # stale entry of ``where``
+            folded.append(k)
             L = len(s)
-            # occurrences of live n-grams overlapping a window disappear
+            # occurrences of live n-grams overlapping a window disappear; a live n-gram is at most
+            # ``maxlen`` long, so only starts within maxlen - 1 before a window can reach it
             w = 0
-            nw = len(wins)
-            for i in range(wins[-1] + glen):
+            for i in range(max(0, wins[0] - maxlen + 1), wins[-1] + glen):
                 while wins[w] + glen <= i:
                     w += 1
                 ws = wins[w]
+                if i < ws - maxlen + 1:
+                    continue
                 for j in range(i + 2, L + 1):
-                    h = tuple(s[i:j])
+                    h = s[i:j]
                     if h not in counts:
                         break
                     if j > ws and h not in recount:
-                        if h[0] in h[1:] and _self_overlapping(h):
+                        so = selfov.get(h)
+                        if so is None:
+                            so = selfov[h] = h[0] in h[1:] and _self_overlapping(h)
+                        if so:
                             recount[h] = None
                         else:
                             delta[h] = delta.get(h, 0) - 1
-            del nw
             new = seqs[k] = _fold(s, wins, glen, sym)
             for h in recount:
                 d = _greedy_count(new, h) - _greedy_count(s, h)
                 if d:
                     delta[h] = delta.get(h, 0) + d
             recount.clear()
-            # n-grams holding the new symbol
-            L = len(new)
-            last_end: dict[Gram, int] = {}
-            last_sym = wins[-1] - (glen - 1) * (len(wins) - 1)
-            for i in range(min(last_sym + 1, L - 1)):
-                fresh = new[i] == sym
-                for j in range(i + 2, L + 1):
-                    if new[j - 1] == sym:
-                        fresh = True
-                    h = tuple(new[i:j])
-                    if not fresh:
-                        if h not in counts:
-                            break
-                        continue
-                    if j - i > 2 and new[i] == sym and sym not in h[1:] and h[1:] not in counts:
-                        break  # its suffix is dead
-                    e = last_end.get(h)
-                    if e is None:
-                        born_where.setdefault(h, []).append(k)
-                    if e is None or e <= i:
-                        born[h] = born.get(h, 0) + 1
-                        last_end[h] = j
+        born = _fresh_counts(seqs, folded, sym, counts)
         for h, d in delta.items():
             c = counts[h] + d
             if c < 2:  # dead for good
@@ -263,11 +289,11 @@ def response_tries(token_lists: Sequence[Sequence[str]]) -> TrieStats:
                 where.pop(h, None)
             else:
                 counts[h] = c
-        for h, c in born.items():
-            if c >= 2:
-                counts[h] = c
-                where[h] = set(born_where[h])
-                heapq.heappush(heap, (-len(h) * c, -len(h), h))
+        for h, (c, ks) in born.items():
+            counts[h] = c
+            where[h] = ks
+            maxlen = max(maxlen, len(h))
+            heapq.heappush(heap, (-len(h) * c, -len(h), h))
     after, spans, root_children = trie_size(seqs, n_words)
     return TrieStats(
         responses=n, templates=templates, template_share=templates / n if n else 0.0,

@@ -84,6 +84,8 @@ class GenerateSection(_Section):
     temperature: float = 0.0
     base_url: str | None = None
     concurrency: int = 4
+    #: local models: conversations generated together (None: the backend's default)
+    batch_size: int | None = None
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -93,6 +95,7 @@ class EvalEmotionsSection(_Section):
     #: label this model as a stand-in in the report (a tiny model in place of the paper's)
     stand_in: bool = False
     concurrency: int = 4
+    batch_size: int | None = None
     limit: int | None = None
 
 
@@ -106,6 +109,7 @@ class JudgeSection(_Section):
     base_url: str | None = None
     all_in_one: bool = False
     concurrency: int = 4
+    batch_size: int | None = None
     stand_in: bool = False
     rubric: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)

@@ -213,6 +213,13 @@ def system_models(ctx: StageContext) -> list[tuple[str, str, str | None]]:
     return out
 
 
+def _local_kw(spec: str, batch_size: int | None) -> dict[str, Any]:
+    """Backend options that only local (transformers) models take."""
+    if batch_size is None or spec.startswith(("openai:", "vllm:")):
+        return {}
+    return {"batch_size": batch_size}
+
+
 def _folder(label: str) -> str:
     return "".join(c if c.isalnum() or c in "-_.+" else "_" for c in label)
 
@@ -232,7 +239,8 @@ def generate_stage(ctx: StageContext) -> dict[str, Any]:
     systems = system_models(ctx)
     for i, (label, spec, adapter) in enumerate(systems):
         ctx.progress(i, len(systems), label)
-        model = load_model(spec, base_url=sec.base_url, adapter=adapter, concurrency=sec.concurrency)
+        model = load_model(spec, base_url=sec.base_url, adapter=adapter, concurrency=sec.concurrency,
+                           **_local_kw(spec, sec.batch_size))
         model.spec = label  # rows and summaries are keyed by the system, details stay in model_info
         out = ctx.dir / _folder(label) / "generated.jsonl"
         summ = generate_file(records, model, out, cfg)
@@ -272,8 +280,13 @@ def eval_emotions_stage(ctx: StageContext) -> dict[str, Any]:
     def progress(done: int, total: int) -> None:
         ctx.progress(done, total, "predicting")
 
+    from kyokan.models import load_model
+
+    model = load_model(sec.model, base_url=sec.base_url, concurrency=sec.concurrency,
+                       **_local_kw(sec.model, sec.batch_size))
     info = predict_emotions(src, sec.model, ctx.dir, taxonomy=tax.name, base_url=sec.base_url,
-                            concurrency=sec.concurrency, seed=ctx.seed, limit=sec.limit, progress=progress)
+                            concurrency=sec.concurrency, seed=ctx.seed, limit=sec.limit, progress=progress,
+                            model=model)
     rows = read_predictions(ctx.dir / "predictions.jsonl", tax)
     extra = {"prediction_run": info, "model": sec.model, "stand_in": sec.stand_in}
     s = score_labels(rows, ctx.dir, taxonomy=tax, seed=ctx.seed, extra=extra)
@@ -316,7 +329,8 @@ def judge_stage(ctx: StageContext) -> dict[str, Any]:
     from kyokan.io import write_jsonl
 
     write_jsonl(inp, rows)
-    model = load_model(sec.model, base_url=sec.base_url, concurrency=sec.concurrency)
+    model = load_model(sec.model, base_url=sec.base_url, concurrency=sec.concurrency,
+                       **_local_kw(sec.model, sec.batch_size))
     cfg = JudgeConfig(lang=ctx.cfg.run.lang, all_in_one=sec.all_in_one, seed=ctx.seed, concurrency=sec.concurrency,
                       **sec.options)
     total = len(rows)

@@ -9,7 +9,6 @@ score); a ``null`` score is a missing value.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -86,18 +85,12 @@ def iter_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             for row in reader:
                 rows.append((reader.line_num, {k.strip(): v for k, v in row.items() if k is not None}))
     else:
-        with open(p, encoding="utf-8-sig") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    problems.append(Problem(str(p), n, None, f"malformed JSON: {e.msg} (column {e.colno})"))
-                    continue
-                if not isinstance(obj, dict):
-                    problems.append(Problem(str(p), n, None, "expected a JSON object"))
-                    continue
+        from kyokan.io import iter_json_objects
+
+        for n, obj, problem in iter_json_objects(p):
+            if problem is not None:
+                problems.append(problem)
+            elif obj is not None:
                 rows.append((n, obj))
     if problems:
         raise InputError(problems)

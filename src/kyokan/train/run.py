@@ -15,7 +15,6 @@ the loss curve, resuming.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import platform
@@ -41,12 +40,7 @@ def versions() -> dict[str, str | None]:
     return out
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for b in iter(lambda: f.read(1 << 20), b""):
-            h.update(b)
-    return h.hexdigest()
+from kyokan.io import sha256_file  # noqa: E402  (re-exported: train code and tests import it here)
 
 
 def data_checksums(*paths: str | Path | None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from kyokan.metrics.registry import (
     ResponseMetric,
     register_metric,
 )
-from kyokan.text import tokens
+from kyokan.metrics.tokenize import cached_tokens
 
 
 @register_metric
@@ -23,5 +23,5 @@ class Length(ResponseMetric):
         rows: list[dict[str, float | int | None]] = []
         for ex in examples:
             rows.append({"chars": len(unicodedata.normalize("NFC", ex.response)),
-                         "tokens": len(tokens(ex.response, ex.lang))})
+                         "tokens": len(cached_tokens(ex.response, ex.lang))})
         return MetricOutput(rows)

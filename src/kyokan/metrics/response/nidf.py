@@ -13,7 +13,7 @@ from kyokan.metrics.registry import (
     ResponseMetric,
     register_metric,
 )
-from kyokan.text import tokens
+from kyokan.metrics.tokenize import cached_tokens
 
 
 @register_metric
@@ -44,7 +44,7 @@ class NidfMetric(ResponseMetric):
         rows: list[dict[str, float | int | None]] = []
         found = total = 0
         for ex in examples:
-            toks = set(tokens(ex.response, ex.lang))
+            toks = set(cached_tokens(ex.response, ex.lang))
             score, cov = score_tokens(table, toks)
             found += sum(1 for w in toks if w in table.counts)
             total += len(toks)

@@ -9,8 +9,8 @@ from kyokan.metrics.registry import (
     ResponseMetric,
     register_metric,
 )
+from kyokan.metrics.tokenize import cached_tokens
 from kyokan.metrics.tries import response_tries
-from kyokan.text import tokens
 
 
 @register_metric
@@ -20,5 +20,5 @@ class TriesMetric(ResponseMetric):
                   "then lexicographically smaller) into a span node until none repeats; trie statistics before/after")
 
     def compute(self, examples: list[Example], ctx: MetricContext) -> MetricOutput:
-        st = response_tries([tokens(ex.response, ex.lang) for ex in examples])
+        st = response_tries([cached_tokens(ex.response, ex.lang) for ex in examples])
         return MetricOutput([{} for _ in examples], aggregate=[], system=st.as_dict())
