@@ -112,6 +112,10 @@ class JudgeSection(_Section):
     batch_size: int | None = None
     stand_in: bool = False
     rubric: str | None = None
+    #: prompt language (default: run.lang); a small English model judges better with English instructions
+    lang: Literal["ja", "en"] | None = None
+    #: judge only the first N dialogues of each system (a CPU budget; None = all)
+    limit: int | None = Field(None, gt=0)
     options: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -320,7 +320,7 @@ def judge_stage(ctx: StageContext) -> dict[str, Any]:
     assert sec is not None
     rows = []
     for label, gen in generated_files(ctx):
-        for r in _jsonl_rows(gen):
+        for r in _jsonl_rows(gen)[: sec.limit]:
             # one judged file for every system: ids are made unique by the system's label
             r["meta"] = {**(r.get("meta") or {}), "dialogue_id": r["id"], "system": label}
             r["id"] = f"{label}::{r['id']}"
@@ -331,7 +331,7 @@ def judge_stage(ctx: StageContext) -> dict[str, Any]:
     write_jsonl(inp, rows)
     model = load_model(sec.model, base_url=sec.base_url, concurrency=sec.concurrency,
                        **_local_kw(sec.model, sec.batch_size))
-    cfg = JudgeConfig(lang=ctx.cfg.run.lang, all_in_one=sec.all_in_one, seed=ctx.seed, concurrency=sec.concurrency,
+    cfg = JudgeConfig(lang=sec.lang or ctx.cfg.run.lang, all_in_one=sec.all_in_one, seed=ctx.seed, concurrency=sec.concurrency,
                       **sec.options)
     total = len(rows)
 
