@@ -80,12 +80,14 @@ def emplifai_table4(run: RunData) -> Table | str:
     ids = dialogue_sources(run)
     for r in run.judge_rows:
         status[judge_source(r, ids)][str(r.get("status"))] += 1
-    judge = next((r["judge"].get("model") for r in run.judge_rows if isinstance(r.get("judge"), dict)), None)
+    judge = next((r["judge"].get("model") or ", ".join(map(str, r["judge"].get("models") or []))
+                  for r in run.judge_rows if isinstance(r.get("judge"), dict)), None)
     t = Table("emplifai_table4", "LLM-as-a-Judge evaluation of generated dialogues (mean score, 5-point Likert)",
               ["Source of dialogues", "n", *[JUDGE_LABELS.get(m, m) for m in metrics]],
               caption=f"Judge: {judge or 'unknown'}")
-    for src in sorted(scores):
-        items = scores[src]
+    # every judged source gets a row, also one whose answers were all unscored (n = 0)
+    for src in sorted(set(scores) | set(status)):
+        items = scores.get(src, {})
         cells = []
         for m in metrics:
             v = [x[m] for x in items.values() if x.get(m) is not None]
@@ -311,7 +313,38 @@ def _slug(s: str) -> str:
 
 
 #: (section title, builder) in report order; a builder returns Table, list[Table] or a reason string
+def format_adherence(run: RunData) -> Table | str:
+    """Share of generated rows that kept the requested format, per system (EmplifAI scores the
+    others lowest; the metrics leave them out)."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    reasons: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in run.dialogues:
+        gen = (r.get("meta") or {}).get("generation")
+        if not isinstance(gen, dict):
+            continue
+        src = str(gen.get("model") or "unknown")
+        counts[src][1] += 1
+        if gen.get("format_ok"):
+            counts[src][0] += 1
+        else:
+            reasons[src][str(gen.get("reason") or "format violation")[:80]] += 1
+    if not counts:
+        return "no generated dialogues with generation metadata (stage generate/ missing)"
+    t = Table("format_adherence", "Format adherence of generated output",
+              ["System", "rows", "format kept", "share"],
+              caption="Rows that broke the requested format keep their raw text and are marked format_ok = false.")
+    for src in sorted(counts):
+        ok, n = counts[src]
+        t.add(src, n, ok, fmt_num(ok / n) if n else "–")
+        t.data.append({"source": src, "rows": n, "format_ok": ok})
+        if reasons[src]:
+            top = sorted(reasons[src].items(), key=lambda kv: -kv[1])[:2]
+            t.notes.append(f"{src}: " + "; ".join(f"{v}× {k}" for k, v in top))
+    return t
+
+
 BUILDERS: list[tuple[str, Callable[[RunData], Table | list[Table] | str]]] = [
+    ("Format adherence", format_adherence),
     ("EmplifAI Table 2 — emotion prediction", emotion_table),
     ("EmplifAI Table 4 — LLM-as-a-judge", emplifai_table4),
     ("EmplifAI Table 5 — judge vs human", emplifai_table5),
