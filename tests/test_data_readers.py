@@ -156,3 +156,18 @@ def test_convert_cli_ed_to_parquet(tmp_path, cli):
     assert r.code == 0, r.stderr
     # converted data keeps ed32 labels: validate it against ed32
     assert cli("data", "validate", out, "--taxonomy", "ed32").code == 0
+
+
+def test_json_array_file(tmp_path, cli):
+    recs = list(read_records(__import__("kyokan.data", fromlist=["sample_path"]).sample_path("ja")))[:3]
+    p = tmp_path / "arr.json"
+    bad = [dict(r) for r in recs]
+    bad[2]["emotion"] = "joyy"
+    text = json.dumps(bad, ensure_ascii=False, indent=2)
+    p.write_text(text, encoding="utf-8")
+    assert detect_format(p) == "json"
+    r = cli("data", "validate", p)
+    third = [i for i, ln in enumerate(text.splitlines(), 1) if ln == "  {"][2]
+    assert r.code == 2 and f"arr.json:{third}: emotion: unknown label 'joyy'" in r.stderr
+    p.write_text(json.dumps(recs, ensure_ascii=False), encoding="utf-8")
+    assert list(read_records(p)) == recs

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from kyokan.errors import InputError, Problem
 
-FORMATS = ("jsonl", "csv", "parquet", "ed", "kokorochat", "hf")
+FORMATS = ("jsonl", "json", "csv", "parquet", "ed", "kokorochat", "hf")
 
 
 @dataclass
@@ -47,7 +47,9 @@ def detect_format(path: str | Path) -> str:
     if suffix == ".parquet":
         return "parquet"
     if suffix == ".json":
-        return "kokorochat"
+        with open(p, "rb") as f:
+            head = f.read(256).lstrip(b"\xef\xbb\xbf \t\r\n")
+        return "json" if head.startswith(b"[") else "kokorochat"
     if suffix in (".csv", ".tsv"):
         with open(p, "rb") as f:
             head = f.read(4096).lstrip(b"\xef\xbb\xbf")
@@ -137,6 +139,39 @@ def read_jsonl(path: str | Path) -> Iterator[RawRecord]:
         yield RawRecord(p, n, obj)
     if not saw_any:
         raise InputError.at(p, None, None, "file has no records (only blank lines)")
+
+
+# --- a JSON array of records --------------------------------------------------------
+
+def read_json_array(path: str | Path) -> Iterator[RawRecord]:
+    """A ``.json`` file holding one array of kyokan records (read whole: JSON arrays cannot be
+    streamed line by line); each record's line is where it starts in the file."""
+    p = str(path)
+    with open(path, "rb") as f:
+        _check_head(p, f)
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(_encoding_problem(p, raw, 1)) from None
+    dec = json.JSONDecoder()
+    i = text.index("[") + 1
+    n = len(text)
+    while True:
+        while i < n and text[i] in " \t\r\n,":
+            i += 1
+        if i >= n:
+            raise InputError.at(p, text.count("\n", 0, n) + 1, None, "malformed JSON: the array is not closed")
+        if text[i] == "]":
+            return
+        line = text.count("\n", 0, i) + 1
+        try:
+            obj, end = dec.raw_decode(text, i)
+        except json.JSONDecodeError as e:
+            yield RawRecord(p, e.lineno, None, Problem(p, e.lineno, None, f"malformed JSON: {e.msg} (column {e.colno})"))
+            return
+        yield RawRecord(p, line, obj)
+        i = end
 
 
 # --- kyokan CSV --------------------------------------------------------------------
@@ -409,6 +444,7 @@ def read_kokorochat(path: str | Path) -> Iterator[RawRecord]:
 
 READERS = {
     "jsonl": read_jsonl,
+    "json": read_json_array,
     "csv": read_csv,
     "parquet": read_parquet,
     "ed": read_ed,
