@@ -22,6 +22,10 @@ os.environ.setdefault("COLUMNS", "200")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 DATA = Path(__file__).parent / "data"
+#: slices of EmPO's public release (never copied into the repo): $KYOKAN_EMPO_RELEASE, else the
+#: steering checkout's shared/data folder beside the repository
+EMPO_RELEASE = Path(os.environ.get("KYOKAN_EMPO_RELEASE")
+                    or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "empo-release-sample")
 
 
 @dataclass
@@ -57,3 +61,12 @@ def cli():
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA
+
+
+@pytest.fixture(scope="session")
+def empo_release() -> Path:
+    """The EmPO release sample (``predictions/``, ``data/he_data.csv``, NIDF counts, EPITOME CSVs);
+    tests that need it skip when it is absent."""
+    if not (EMPO_RELEASE / "predictions").is_dir():
+        pytest.skip(f"EmPO release sample not found at {EMPO_RELEASE} (set KYOKAN_EMPO_RELEASE)")
+    return EMPO_RELEASE
