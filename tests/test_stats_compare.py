@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from report_util import run_cli, write_jsonl
+from report_util import run_cli, write_csv, write_jsonl
 
 DIMS = ("emotion_understanding", "situational_appropriateness", "contextual_naturalness", "conversational_engagingness")
 
@@ -23,7 +23,8 @@ def _per_item(seed: int) -> tuple[list[dict], dict[str, dict[str, np.ndarray]]]:
     for src, mu in (("baseline", 70), ("sft-dpo", 60), ("sft", 56), ("human", 55)):
         vals[src] = {d: np.clip(rng.normal(mu, 15, size=40), 0, 100) for d in DIMS}
         for i in range(40):
-            rows.append({"id": f"s{i}", "source": src, "n_raters": 3, "means": {d: float(vals[src][d][i]) for d in DIMS}})
+            rows.append({"kind": "kyokan.human.item", "version": 1, "id": f"s{i}", "source": src, "n_raters": 3,
+                         "means": {d: float(vals[src][d][i]) for d in DIMS}})
     return rows, vals
 
 
@@ -67,17 +68,22 @@ def test_compare_paired_holm_and_errors(tmp_path: Path, capsys: pytest.CaptureFi
     code, _, err = run_cli(["stats", "compare", str(f), "--test", "ttest"], capsys)
     assert code == 2 and "unknown --test" in err
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"id": "a", "means": {"x": 1}}\n', encoding="utf-8")
+    bad.write_text('{"kind": "kyokan.human.item", "version": 1, "id": "a", "n_raters": 1, "means": {"x": 1}}\n',
+                   encoding="utf-8")
     code, _, err = run_cli(["stats", "compare", str(bad)], capsys)
-    assert code == 2 and f"{bad}:1: source: no source model" in err
+    assert code == 2 and f"{bad}:1: source: Field required" in err and "Traceback" not in err
+    legacy = tmp_path / "legacy.jsonl"
+    legacy.write_text('{"id": "a", "source": "x", "means": {"x": 1}}\n', encoding="utf-8")
+    code, _, err = run_cli(["stats", "compare", str(legacy)], capsys)
+    assert code == 2 and f"{legacy}:1: kind: declares no record kind" in err
 
 
 def test_compare_mcnemar_on_binary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rng = np.random.default_rng(4)
     a = (rng.random(200) < 0.6).astype(int)
     b = np.where(rng.random(200) < 0.2, 1 - a, a)
-    rows = [{"id": f"q{i}", "source": s, "correct": int(v[i])} for s, v in (("sft", a), ("dpo", b)) for i in range(200)]
-    f = write_jsonl(tmp_path / "acc.jsonl", rows)
+    rows = [{"source": s, "id": f"q{i}", "correct": int(v[i])} for s, v in (("sft", a), ("dpo", b)) for i in range(200)]
+    f = write_csv(tmp_path / "acc.csv", rows)  # a score table from another tool
     code, out, err = run_cli(["stats", "compare", str(f), "--test", "mcnemar", "--alternative", "two-sided",
                               "--order", "sft,dpo", "--json"], capsys)
     assert code == 0, err

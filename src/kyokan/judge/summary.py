@@ -63,11 +63,14 @@ def summarize(rows_in: Iterable[dict[str, Any]], metrics: list[str] | None = Non
     judges = sorted({j for r in rows for j in (r.get("judge") or {}).get("models", [])})
     versions = sorted({(r.get("judge") or {}).get("rubric_version", "") for r in rows} - {""})
     out: dict[str, Any] = {
+        "kind": "kyokan.judge.summary",
+        "version": 1,
         "n_rows": len(rows),
         "metrics": metrics,
         "judges": judges,
         "rubric_versions": versions,
         "status_counts": status_counts,
+        "rows_by_source": {src: len(by_source[src]) for src in sorted(by_source)},
         "table": table,
         "overall": _table_rows(rows, metrics),
         "length_bias": length_bias(rows, metrics),
@@ -118,7 +121,7 @@ def length_bias(rows: list[dict[str, Any]], metrics: list[str]) -> dict[str, Any
     by_src: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by_src[str(r.get("source_model") or "unknown")].append(r)
-    return {"x": "response_chars (listener turns, whitespace excluded)", "overall": one(rows),
+    return {"x": "response_chars (characters the system wrote as the listener, whitespace excluded)", "overall": one(rows),
             "by_source": {s: one(rs) for s, rs in sorted(by_src.items())}}
 
 

@@ -14,7 +14,7 @@ from kyokan.stats.correlation import (
     pearson,
     spearman,
 )
-from kyokan.stats.data import load_scores, metric_names, source_of
+from kyokan.stats.data import ScoreFile, ScoreGroups, load_scores, metric_names
 from kyokan.stats.multiple import CORRECTIONS, adjust, bonferroni, holm
 from kyokan.stats.resampling import BootstrapCI, bootstrap_ci, permutation_test
 from kyokan.stats.significance import TestResult, cohens_d, mcnemar, paired_t, student_t, welch_t
@@ -27,6 +27,8 @@ __all__ = [
     "BootstrapCI",
     "CorrelationResult",
     "ICCResult",
+    "ScoreFile",
+    "ScoreGroups",
     "TestResult",
     "adjust",
     "bonferroni",
@@ -49,7 +51,6 @@ __all__ = [
     "pairwise_compare",
     "pearson",
     "permutation_test",
-    "source_of",
     "spearman",
     "student_t",
     "welch_t",

@@ -14,7 +14,9 @@ stats_app = typer.Typer(help="Significance tests between systems (EmPO Table 7 l
 
 @stats_app.command("compare")
 def compare_cmd(
-    inputs: list[Path] = typer.Argument(..., help="Per-item files (JSONL/CSV): judge rows, human per_item.jsonl, metrics per_example.jsonl."),
+    inputs: list[Path] = typer.Argument(..., help="Per-item files, as written: eval responses' per_example.jsonl, human "
+                                                  "import's per_item.jsonl, judge rows; or a CSV score table "
+                                                  "(source, id, one column per metric)."),
     output: Path = typer.Option(None, "-o", "--output", help="Folder for empo_table7.csv/.md and compare.json."),
     metrics: str = typer.Option(None, "--metrics", help="Comma-separated metrics (default: every metric all sources have)."),
     test: str = typer.Option("welch", "--test", help="welch, student, paired, permutation, permutation-paired, mcnemar."),
@@ -22,8 +24,8 @@ def compare_cmd(
     correction: str = typer.Option("bonferroni", "--correction", help="bonferroni, holm or none (over every pair × metric)."),
     order: str = typer.Option(None, "--order", help="Comma-separated sources, hypothesised best first (default: by mean)."),
     markers: str = typer.Option("corrected", "--markers", help="Mark cells by the corrected or the raw p (raw reproduces EmPO Table 7)."),
-    source_field: str = typer.Option(None, "--source-field", help="Dotted field naming the system (default: source / meta.generation.model / model)."),
-    id_field: str = typer.Option("id", "--id-field", help="Field identifying the item (pairs items for paired tests)."),
+    source_field: str = typer.Option(None, "--source-field", help="CSV score tables: the column naming the system (default: source)."),
+    id_field: str = typer.Option(None, "--id-field", help="CSV score tables: the column identifying the item (default: id)."),
     seed: int = typer.Option(0, "--seed", help="Seed for permutation tests."),
     json_: bool = typer.Option(False, "--json", help="Print every test as JSON."),
 ) -> None:
@@ -32,9 +34,9 @@ def compare_cmd(
 
     Example: kyokan stats compare runs/demo/human/per_item.jsonl --test welch --correction bonferroni -o runs/demo/stats
     """
-    from kyokan.io import write_json
     from kyokan.provenance import provenance
-    from kyokan.stats.data import load_scores, metric_names
+    from kyokan.records import CompareInput, CompareResult, write_record
+    from kyokan.stats.data import ScoreFile, load_scores, metric_names
     from kyokan.stats.multiple import CORRECTIONS
     from kyokan.stats.tables import TESTS, pairwise_compare
 
@@ -47,8 +49,15 @@ def compare_cmd(
     if markers not in ("corrected", "raw"):
         raise KyokanError("--markers must be corrected or raw")
     groups: dict[str, dict[str, dict[str, float | None]]] = {}
+    files: list[ScoreFile] = []
     for p in inputs:
-        for src, items in load_scores(p, source_field=source_field, id_field=id_field).items():
+        sf = load_scores(p, source_field=source_field, id_field=id_field)
+        kinds = {f.kind for f in files} | {sf.kind}
+        if len(kinds) > 1:
+            raise KyokanError(f"{p}: holds {sf.kind} scores, the other inputs {sorted(kinds - {sf.kind})}: compare "
+                              "like with like (one kind of score per run)")
+        files.append(sf)
+        for src, items in sf.groups.items():
             if src in groups:
                 raise KyokanError(f"source {src!r} appears in more than one input file")
             groups[src] = items
@@ -66,10 +75,12 @@ def compare_cmd(
     if output is not None:
         table.write(output)
         detail.write(output)
-        write_json(output / "compare.json", {"tests": results, "provenance": provenance(
-            "kyokan stats compare", {"inputs": [str(p) for p in inputs], "metrics": mets, "test": test,
-                                     "alternative": alternative, "correction": correction, "order": ordr,
-                                     "markers": markers}, seed)})
+        settings = {"metrics": mets, "test": test, "alternative": alternative, "correction": correction,
+                    "order": ordr, "markers": markers, "seed": seed}
+        write_record(output / "compare.json", CompareResult(
+            inputs=[CompareInput(path=f.path, kind=f.kind, sources=f.sources) for f in files], settings=settings,
+            tests=results, provenance=provenance("kyokan stats compare", {"inputs": [str(p) for p in inputs], **settings},
+                                                 seed)))
     if json_:
         print_json(results)
         return

@@ -1,0 +1,27 @@
+"""``kyokan stats compare`` output (``compare.json``)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from kyokan.records.base import Part, Record, register
+
+
+class CompareInput(Part):
+    path: str
+    kind: str
+    sources: list[str]
+
+
+@register
+class CompareResult(Record):
+    KIND = "kyokan.stats.compare"
+    VERSION = 1
+    DESCRIPTION = "pairwise significance tests between systems per metric (EmPO Table 7), with what was tested"
+
+    kind: Literal["kyokan.stats.compare"] = "kyokan.stats.compare"
+    version: Literal[1] = 1
+    inputs: list[CompareInput] = []
+    settings: dict[str, Any] = {}
+    tests: list[dict[str, Any]]
+    provenance: dict[str, Any] = {}
