@@ -35,7 +35,7 @@ from kyokan.metrics.registry import (
     available_metrics,
     get_metric,
 )
-from kyokan.metrics.stats import bootstrap_mean
+from kyokan.stats.resampling import bootstrap_mean
 
 RESPONSE_KEYS = ("response", "generated", "output", "text")
 DEFAULT_METRICS = ("bertscore", "nidf", "iva", "tries", "length", "diff_epitome")
