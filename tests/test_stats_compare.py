@@ -208,7 +208,7 @@ def test_permutation_resamples_seed_and_the_unreachable_marker(tmp_path: Path, c
     code, out2, _ = run_cli([*args, "--json"], capsys)
     assert json.loads(out2) == [r]  # deterministic by seed
     md = (tmp_path / "a" / "empo_table7.md").read_text(encoding="utf-8")
-    assert "999 random rearrangements per test (numpy PCG64, seed 3); the smallest attainable p is 1.0e-03." in md
+    assert "999 random rearrangements per test (numpy PCG64, seed 3); the smallest attainable p is 1.000e-03." in md
     assert "* (p < 1e-05) cannot be reached by any cell with these resamples; that needs at least 100,000 " \
            "resamples (--resamples)." in md
     assert "† (p < 0.001) cannot be reached" in md

@@ -22,8 +22,8 @@ from kyokan.stats.significance import TestResult, mcnemar, paired_t, student_t, 
 
 ONE_SIDED_NEEDS_DIRECTION = (
     "a one-sided test needs its direction fixed before looking at the data: give the hypothesised order "
-    "(--order A,B,C for A > B > C) or explicit hypotheses (--pairs \"A>B,B>C\"); without them the tests are "
-    "two-sided")
+    "(order=[A, B, C] or --order A,B,C for A > B > C) or explicit hypotheses (comparisons=parse_comparisons(…) or "
+    "--pairs \"A>B,B>C\"); without them the tests are two-sided")
 
 
 @dataclass(frozen=True)

@@ -54,9 +54,10 @@ def judge_vs_human(judge: Scores, human: Scores, metrics: Sequence[str], *, judg
     ns = sorted(set(n_all.values()))
     n_txt = str(ns[0]) if len(ns) == 1 else f"{ns[0]}–{ns[-1]}"
     t = Table("emplifai_table5", f"Judge vs human ratings (n={n_txt})", ["Judges", *cols],
-              caption="Top: mean score per metric. Bottom: Pearson correlation (p-value) between judge and "
-                      "human scores per item, or the mean absolute difference (MAD) where one side has no "
-                      "variance and a correlation cannot be computed.")
+              caption="Top: mean score per metric. Bottom: Pearson correlation between judge and human scores "
+                      "per item with its two-sided p-value (t distribution, n − 2 df), or the mean absolute "
+                      "difference (MAD) where the correlation is undefined (one side has no variance, or fewer "
+                      "than 3 items are scored by both).")
     detail = Table("emplifai_table5_detail", "Judge vs human: every statistic per metric",
                    ["Metric", "n", "Judge mean", "Human mean", "Method", "Pearson r", "p", f"{int(confidence * 100)}% CI",
                     "Spearman ρ", "p (ρ)", "MAD", "Judge − human"])
@@ -264,7 +265,7 @@ def _caption(spec: TestSpec, plan: Sequence[Comparison], metrics: Sequence[str],
         if sampled:
             mp = min(r["min_pvalue"] for r in sampled)
             parts.append(f"{n_resamples:,} random rearrangements per test (numpy PCG64, seed {seed}); the smallest "
-                         f"attainable p is {mp:.1e}.")
+                         f"attainable p is {mp:.3e}.")
         if exact:
             parts.append(f"{'All' if not sampled else str(len(exact))} tests exact: every rearrangement enumerated.")
     return " ".join(parts)
