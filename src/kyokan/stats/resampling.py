@@ -75,10 +75,10 @@ def _null_paired(d: np.ndarray, exact: bool, n_resamples: int, rng: np.random.Ge
     n = d.size
     parts = []
     if exact:
-        bits = np.arange(n)
+        positions = np.arange(n)
         for start in range(0, 2 ** n, _BATCH):
             i = np.arange(start, min(2 ** n, start + _BATCH))
-            signs = 1.0 - 2.0 * ((i[:, None] >> bits) & 1)
+            signs = 1.0 - 2.0 * ((i[:, None] >> positions) & 1)
             parts.append(signs @ d / n)
         return np.concatenate(parts)
     done = 0
