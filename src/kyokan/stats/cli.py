@@ -38,7 +38,7 @@ def compare_cmd(
     Example: kyokan stats compare runs/demo/human/per_item.jsonl --test paired --effect pooled --alternative greater --order baseline,dpo,sft,human -o runs/demo/stats
     """
     from kyokan.io import write_json
-    from kyokan.report.provenance import provenance
+    from kyokan.provenance import provenance
     from kyokan.stats.base import ALTERNATIVES
     from kyokan.stats.compare import EFFECTS, TESTS, parse_comparisons
     from kyokan.stats.data import load_scores, metric_names

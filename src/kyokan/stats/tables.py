@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from kyokan.report.table import Table, fmt_num, fmt_p
 from kyokan.stats.base import Alternative
 from kyokan.stats.compare import EFFECTS, TESTS, Comparison, TestSpec, plan_comparisons
 from kyokan.stats.correlation import mean_absolute_difference, mean_difference, pearson, spearman
 from kyokan.stats.multiple import CORRECTIONS, adjust
 from kyokan.stats.resampling import resamples_needed
 from kyokan.stats.significance import D_POOLED, D_Z
+from kyokan.tables import Table, fmt_num, fmt_p
 
 Scores = Mapping[str, Mapping[str, float | None]]  # item key -> metric -> score
 
