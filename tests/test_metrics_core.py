@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from kyokan.errors import InputError, KyokanError
-from kyokan.metrics import bootstrap_mean, build_table, response_tries
+from kyokan.metrics import build_table, response_tries
 from kyokan.metrics.lexicons import intensity_lexicon, nrc_intensity, warriner
 from kyokan.metrics.nidf import CountTable, score_tokens
 from kyokan.metrics.registry import Example, MetricContext, get_metric
 from kyokan.metrics.vectors import VecFile
+from kyokan.stats import bootstrap_mean
 from metrics_util import dialogue, read_jsonl, write_jsonl
 
 

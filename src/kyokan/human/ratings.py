@@ -201,11 +201,7 @@ def aggregate(ratings: list[Rating], key: dict[str, Any], exclude: set[str]) -> 
             for rt, sc in rs.items():
                 mat[ri[rt], u] = sc[s.name]
         levels = ("nominal",) if s.kind == "binary" else ("ordinal", "interval")
-        agreement[s.name] = {f"krippendorff_alpha_{lv}": _finite(krippendorff_alpha(mat, lv)) for lv in levels}
+        agreement[s.name] = {f"krippendorff_alpha_{lv}": krippendorff_alpha(mat, lv) for lv in levels}
         agreement[s.name]["icc"] = [r.to_dict() for r in icc_auto(unit_ratings)] if s.kind != "binary" else []
     return {"rows": rows, "per_item": items_out, "per_source": summary, "agreement": agreement,
             "raters": len(rater_ids), "items": len(items_out)}
-
-
-def _finite(x: float) -> float | None:
-    return None if math.isnan(x) else x

@@ -14,7 +14,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from kyokan.judge import agreement as ag
+from kyokan.stats import (
+    exact_agreement,
+    krippendorff_alpha,
+    mean_absolute_difference,
+    pearson,
+    spearman,
+)
 
 #: |Spearman rho| from which the length-bias diagnostic raises a flag (with n ≥ LENGTH_BIAS_MIN_N)
 LENGTH_BIAS_RHO = 0.3
@@ -112,8 +118,8 @@ def length_bias(rows: list[dict[str, Any]], metrics: list[str]) -> dict[str, Any
                    and (r.get("scores") or {}).get(m) is not None]
             xs = [p[0] for p in pts]
             ys = [p[1] for p in pts]
-            rho = ag.spearman(xs, ys)
-            res[m] = {"n": len(pts), "spearman": _r(rho), "pearson": _r(ag.pearson(xs, ys)),
+            rho = spearman(xs, ys).statistic
+            res[m] = {"n": len(pts), "spearman": _r(rho), "pearson": _r(pearson(xs, ys).statistic),
                       "quartiles": _quartiles(pts),
                       "flag": bool(rho is not None and abs(rho) >= LENGTH_BIAS_RHO and len(pts) >= LENGTH_BIAS_MIN_N)}
         return res
@@ -160,10 +166,10 @@ def agreement(rows: list[dict[str, Any]], metrics: list[str]) -> dict[str, Any] 
             for i, a in enumerate(judges):
                 for b in judges[i + 1:]:
                     x, y = per_judge[a], per_judge[b]
-                    pairs[f"{a} | {b}"] = {"pearson": _r(ag.pearson(x, y)), "spearman": _r(ag.spearman(x, y)),
-                                           "mad": _r(ag.mad(x, y)), "exact": _r(ag.exact_agreement(x, y))}
+                    pairs[f"{a} | {b}"] = {"pearson": _r(pearson(x, y).statistic), "spearman": _r(spearman(x, y).statistic),
+                                           "mad": _r(mean_absolute_difference(x, y)), "exact": _r(exact_agreement(x, y))}
             out["between_judges"][m] = {
-                "krippendorff_alpha_interval": _r(ag.krippendorff_alpha_interval([per_judge[j] for j in judges])),
+                "krippendorff_alpha_interval": _r(krippendorff_alpha([per_judge[j] for j in judges], "interval")),
                 "pairs": pairs}
         within = {}
         for j in judges:
@@ -172,7 +178,7 @@ def agreement(rows: list[dict[str, Any]], metrics: list[str]) -> dict[str, Any] 
                 continue
             coders = [[(r["votes"].get(j) or {}).get(m, [None] * k)[s]
                        if s < len((r["votes"].get(j) or {}).get(m) or []) else None for r in voted] for s in range(k)]
-            within[j] = {"samples": k, "krippendorff_alpha_interval": _r(ag.krippendorff_alpha_interval(coders))}
+            within[j] = {"samples": k, "krippendorff_alpha_interval": _r(krippendorff_alpha(coders, "interval"))}
         if within:
             out["within_judge"][m] = within
     return out

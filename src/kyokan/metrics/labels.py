@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from kyokan.errors import InputError, KyokanError, Problem
 from kyokan.io import write_jsonl
-from kyokan.metrics.stats import bootstrap_mean
+from kyokan.stats.resampling import bootstrap_mean
 from kyokan.taxonomy import Taxonomy, get_taxonomy
 
 if TYPE_CHECKING:

@@ -36,7 +36,7 @@ from kyokan.metrics.registry import (
     available_metrics,
     get_metric,
 )
-from kyokan.metrics.stats import bootstrap_mean
+from kyokan.stats.resampling import bootstrap_mean
 
 if TYPE_CHECKING:
     from kyokan.records import MetricSummary, ResponseExample, ResponsesSummary

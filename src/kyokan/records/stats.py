@@ -23,5 +23,9 @@ class CompareResult(Record):
     version: Literal[1] = 1
     inputs: list[CompareInput] = []
     settings: dict[str, Any] = {}
+    #: the hypotheses tested, e.g. "dpo > sft" (one-sided, fixed in advance) or "a != b"
+    hypotheses: list[str] = []
     tests: list[dict[str, Any]]
+    caption: str = ""
+    notes: list[str] = []
     provenance: dict[str, Any] = {}

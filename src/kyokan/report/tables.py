@@ -376,7 +376,7 @@ def _example_values(run: RunData, source: str, metric: str, fld: str) -> list[fl
 
 
 def empo_table5(run: RunData, opts: ReportOptions) -> Table | str:
-    from kyokan.stats.resampling import permutation_test
+    from kyokan.stats.resampling import min_attainable_pvalue, permutation_test
 
     if not run.responses:
         return run.empty.get("eval_responses") or "no response metrics in this run (stage eval_responses/ missing)"
@@ -399,10 +399,11 @@ def empo_table5(run: RunData, opts: ReportOptions) -> Table | str:
             x, y = _example_values(run, s.source, "iva", fld), _example_values(run, ref, "iva", fld)
             if len(x) > 1 and len(y) > 1:
                 p = permutation_test(x, y, alternative="less", n_resamples=opts.resamples, seed=opts.seed).pvalue
-                c.texts[-1] += next((mk for thr, mk in EMPO5_MARKERS if p < thr), "")
+                if p is not None:
+                    c.texts[-1] += next((mk for thr, mk in EMPO5_MARKERS if p < thr), "")
         c.add_to(t)
     if ref:
-        floor = 1 / (opts.resamples + 1)
+        floor = min_attainable_pvalue(opts.resamples, "less")
         t.notes.append(f"Marks: one-sided permutation test (difference of means, {opts.resamples:,} resamples, seed "
                        f"{opts.seed}) of the hypothesis, fixed before looking at the data, that a model's IVA distance "
                        f"is lower than {ref}'s: * p < 0.00001, † p < 0.001, ‡ p < 0.01 (uncorrected); the smallest "
@@ -428,13 +429,14 @@ def empo_table7(run: RunData, opts: ReportOptions) -> Table | str:
     scales = [s.name for s in summ.scales if s.kind != "binary"] if summ else []
     metrics = scales or sorted({m for s in hs.values() for v in s.values() for m in v})
     labels = {s.name: s.en for s in summ.scales} if summ else {}
-    alternative = "greater" if opts.order else "two-sided"
-    t, _, results = pairwise_compare(hs, metrics, test="welch", alternative=alternative, correction="bonferroni",
-                                     order=opts.order, labels=labels)
-    if not opts.order:
+    # EmPO Table 7: a paired t-test over the items every source was rated on, pooled-SD d
+    if opts.order:
+        t, _, _ = pairwise_compare(hs, metrics, test="paired", effect="pooled", correction="bonferroni",
+                                   alternative="greater", order=opts.order, labels=labels)
+    else:
+        t, _, _ = pairwise_compare(hs, metrics, test="paired", effect="pooled", correction="bonferroni", labels=labels)
         t.notes.append("Two-sided tests: state a hypothesised order (`kyokan report --order A,B,C`) for EmPO's "
                        "one-sided layout.")
-    t.data = results
     return t
 
 
