@@ -224,3 +224,11 @@ def record_class(kind: str) -> type[Record]:
 
 def _load_all() -> None:
     import kyokan.records  # noqa: F401 - registers every kind
+
+
+def json_schema(cls: type[Record]) -> dict[str, Any]:
+    """The JSON Schema of a record kind, with its kind/version pinned and an ``$id`` naming them."""
+    s = cls.model_json_schema(mode="serialization")
+    s["$id"] = f"urn:kyokan:record:{cls.KIND}:v{cls.VERSION}"
+    s.setdefault("description", cls.DESCRIPTION)
+    return s
