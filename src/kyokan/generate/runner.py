@@ -342,9 +342,11 @@ def generate_file(records: Iterable[dict[str, Any]], model: ChatModel, output: s
         on_start(len(jobs), len(todo))
     t0 = time.perf_counter()
     appender = JsonlAppender(out)
+    from kyokan.records import GeneratedDialogue
 
     def write(job: Job, comp: Completion) -> None:
         row = make_row(job, comp, cfg, spec, info, fp)
+        GeneratedDialogue.model_validate(row)  # the writer holds itself to the record it promises
         appender.write(row)
         summary.written += 1
         if row["meta"]["generation"]["format_ok"]:
