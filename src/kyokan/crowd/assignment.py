@@ -300,9 +300,9 @@ S_CLIENT_LIVE = select(func.count()).select_from(RES).where(
     RES.c.client == bindparam("client"), RES.c.status == "active", RES.c.expires_at >= bindparam("t"))
 _CAND = ITEMS.alias("cand")  # the pick's own name for items (the UPDATE around it is on items)
 _CANDIDATE = select(_CAND.c.id).where(
-    _CAND.c.kind == bindparam("kind"), _CAND.c.closed.is_(False), _CAND.c.withdrawn.is_(False),
+    _CAND.c.kind == bindparam("p_kind"), _CAND.c.closed.is_(False), _CAND.c.withdrawn.is_(False),
     (_CAND.c.n_submitted + _CAND.c.n_reserved) < _CAND.c.target,
-    ~exists().where(RES.c.item_id == _CAND.c.id, RES.c.worker_id == bindparam("wid")))
+    ~exists().where(RES.c.item_id == _CAND.c.id, RES.c.worker_id == bindparam("p_wid")))
 _ORDER = {"balanced": ((_CAND.c.n_submitted + _CAND.c.n_reserved) * 1.0 / _CAND.c.target, func.random()),
           "random": (func.random(),)}
 
@@ -392,7 +392,7 @@ def assign(db: CrowdDB, wid: str, kind: str, *, client: str | None = None, bindi
             if abs(t - _last_sweep.get(db.url, -1e18)) >= SWEEP_EVERY:
                 _last_sweep[db.url] = t
                 sweep_expired(conn, t)
-            params = {"kind": kind, "wid": wid}
+            params = {"p_kind": kind, "p_wid": wid}
             pg = db.is_postgres
             item = conn.execute(U_PICK[cfg.assignment, True, pg], params).first()
             if item is None and pg:  # every candidate was locked this instant: wait for one
@@ -417,7 +417,7 @@ def open_for(db: CrowdDB, wid: str, kind: str) -> bool:
     """Whether any item of ``kind`` has room for this worker now (a read: no lease is taken)."""
     with db.engine.connect() as conn:
         q = _CANDIDATE.limit(1)
-        return conn.execute(q, {"kind": kind, "wid": wid}).first() is not None
+        return conn.execute(q, {"p_kind": kind, "p_wid": wid}).first() is not None
 
 
 def extend(db: CrowdDB, wid: str, token: str, *, binding: str | None = None, now: float | None = None) -> float | None:
