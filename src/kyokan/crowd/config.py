@@ -63,6 +63,10 @@ class CrowdConfig:
     #: ``hash_queue`` waiting ones are answered 503
     max_concurrent_hashes: int = 2
     hash_queue: int = 16
+    #: failed logins allowed before back-off (1, 2, 4 … s, at most an hour) per kind of key: a
+    #: network (``ip``), a network and an account (``ipacct``), an account from browsers it never
+    #: logged in from (``acct``), one such browser (``dev``)
+    login_free_failures: dict[str, int] = field(default_factory=lambda: {"ip": 30, "ipacct": 10, "acct": 50, "dev": 10})
     #: size limits
     max_chars: int = 1000
     min_chars: int = 2
@@ -94,7 +98,9 @@ class CrowdConfig:
             raise KyokanError("config leases_per_client: must be between 0 (no bound) and 100000")
         if not 8 <= int(self.client_prefix_v4) <= 32 or not 16 <= int(self.client_prefix_v6) <= 128:
             raise KyokanError("config client_prefix_v4/v6: 8–32 and 16–128 bits")
-        for name in ("pay", "caps"):
+        if set(self.login_free_failures) != {"ip", "ipacct", "acct", "dev"}:
+            raise KyokanError("config login_free_failures: needs exactly the keys ip, ipacct, acct, dev")
+        for name in ("pay", "caps", "login_free_failures"):
             d = getattr(self, name)
             if not isinstance(d, dict) or not all(
                     isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10**9 for v in d.values()):

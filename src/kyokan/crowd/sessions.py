@@ -110,8 +110,9 @@ def throttle_wait(db: CrowdDB, keys: list[str], *, now: float | None = None) -> 
 def throttle_fail(db: CrowdDB, keys: list[str], *, now: float | None = None) -> None:
     """Count a failed attempt against each key and lock it for its back-off delay."""
     t = time.time() if now is None else now
+    free_by_kind = {**FREE_FAILURES, **db.config().login_free_failures}
     for key in keys:
-        free = FREE_FAILURES[key.split(":", 1)[0]]
+        free = free_by_kind[key.split(":", 1)[0]]
         for _ in range(3):
             try:
                 with db.write() as s:

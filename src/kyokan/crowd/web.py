@@ -84,6 +84,12 @@ def _bad_bytes(b: bytes) -> bool:
     return any(c < 0x20 or c == 0x7F for c in b)
 
 
+def _bad_target(raw: bytes) -> bool:
+    """Raw (not percent-encoded) non-ASCII or control bytes in a request target, or control
+    characters once decoded: no browser sends them."""
+    return any(c >= 0x80 or c < 0x21 for c in raw) or _bad_bytes(unquote_to_bytes(raw.replace(b"+", b" ")))
+
+
 class CrowdMiddleware:
     """Request hygiene (control characters in the path or query → 400; body size limit), the
     signed session cookie, the client's network, security headers — as plain ASGI, so it adds
@@ -98,7 +104,7 @@ class CrowdMiddleware:
             return
         raw_path = scope.get("raw_path") or scope.get("path", "").encode("utf-8", "replace")
         qs = scope.get("query_string") or b""
-        if _bad_bytes(unquote_to_bytes(raw_path)) or _bad_bytes(unquote_to_bytes(qs.replace(b"+", b" "))):
+        if _bad_target(raw_path) or _bad_target(qs):
             await PlainTextResponse("Bad Request: control characters in the URL", status_code=400)(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
@@ -523,8 +529,10 @@ def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = Fa
         try:
             if action == "ping":
                 exp = await run_in_threadpool(lambda: A.extend(db, wid, token, binding=fp))
-                return JSONResponse({"live": exp is not None, "expires_at": exp})
+                return JSONResponse({"live": exp is not None, "expires_at": exp}, status_code=200 if exp else 404)
             if action == "skip":
+                if not A.valid_token(token):
+                    return error_page(request, 404, "not_found")
                 await run_in_threadpool(lambda: A.release(db, wid, token, binding=fp))
                 flash(request, "skipped_ok")
                 return RedirectResponse(f"/w/{quote(wid)}/task/{kind}", status_code=303)
