@@ -1,7 +1,7 @@
 """The data-collection web app (EmplifAI §3.2–3.4): situation and dialogue rounds with
 quota-balanced random assignment, review workflow, rating tasks, export to kyokan records.
 
-Heavy web imports (FastAPI) load only when ``create_app`` is called.
+Heavy web imports (Starlette, Jinja2) load only when ``create_app`` is called.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from kyokan.crowd.tasks import (
 
 
 def create_app(db: CrowdDB | str, **kw: Any) -> Any:
-    """The FastAPI app (see ``kyokan.crowd.web.create_app``)."""
+    """The ASGI app (see ``kyokan.crowd.web.create_app``)."""
     from kyokan.crowd.web import create_app as _create
 
     return _create(db, **kw)

@@ -93,13 +93,14 @@ def valid_token(token: Any) -> bool:
 
 
 def retrying(fn: Callable[[], T], attempts: int = 6) -> T:
-    """Run a write transaction, retrying PostgreSQL deadlocks/serialisation failures."""
+    """Run a write transaction, retrying PostgreSQL deadlocks/serialisation failures and a
+    pooled connection found dead (the server restarted)."""
     for i in range(attempts):
         try:
             return fn()
         except DBAPIError as e:
             code = getattr(getattr(e, "orig", None), "sqlstate", None)
-            if code not in ("40P01", "40001") or i == attempts - 1:
+            if (code not in ("40P01", "40001") and not e.connection_invalidated) or i == attempts - 1:
                 raise
             time.sleep(0.002 * (2 ** i) * (1 + secrets.randbelow(100) / 100))
     raise AssertionError("unreachable")

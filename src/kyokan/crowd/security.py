@@ -9,6 +9,7 @@ No secret lives in the code or the database: the cookie-signing key comes from t
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -90,9 +91,25 @@ def configure_hashing(limit: int, queue: int) -> None:
         HASH_GATE = HashGate(limit, queue)
 
 
+#: hashes needing at least this much memory go through the gate (a worker key's 1 MiB does not)
+GATED_BYTES = 8 * 2**20
+
+
+def _gate(n: int, r: int) -> Any:
+    return HASH_GATE.slot() if 128 * n * r >= GATED_BYTES else contextlib.nullcontext()
+
+
 def verify_password(password: str, stored: str) -> bool:
-    """Check a password against its stored hash (through :data:`HASH_GATE`; may raise Busy)."""
-    with HASH_GATE.slot():
+    """Check a password against its stored hash (expensive ones through :data:`HASH_GATE`; may
+    raise Busy)."""
+    try:
+        _, n, r, _ = stored.split("$", 3)
+        cost = (int(n), int(r))
+    except ValueError:
+        return False
+    if not (0 < cost[0] <= 2**20 and 0 < cost[1] <= 64):
+        return False
+    with _gate(*cost):
         return _verify(password, stored)
 
 
@@ -255,13 +272,13 @@ class Signer:
         body = dict(value)
         body["_t"] = int(time.time())
         raw = base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()).decode().rstrip("=")
-        mac = base64.urlsafe_b64encode(hmac.new(self._key, raw.encode(), hashlib.sha256).digest()).decode().rstrip("=")
+        mac = base64.urlsafe_b64encode(hmac.digest(self._key, raw.encode(), "sha256")).decode().rstrip("=")
         return f"{raw}.{mac}"
 
     def unsign(self, token: str) -> dict[str, Any] | None:
         try:
             raw, mac = token.split(".", 1)
-            want = base64.urlsafe_b64encode(hmac.new(self._key, raw.encode(), hashlib.sha256).digest()).decode().rstrip("=")
+            want = base64.urlsafe_b64encode(hmac.digest(self._key, raw.encode(), "sha256")).decode().rstrip("=")
             if not hmac.compare_digest(mac, want):
                 return None
             data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
@@ -281,7 +298,8 @@ def new_csrf() -> str:
 
 
 def csrf_ok(expected: str | None, got: str | None) -> bool:
-    return bool(expected) and bool(got) and hmac.compare_digest(str(expected), str(got))
+    # bytes: compare_digest refuses non-ASCII str (a hostile form value would raise TypeError)
+    return bool(expected) and bool(got) and hmac.compare_digest(str(expected).encode(), str(got).encode())
 
 
 class RateLimiter:

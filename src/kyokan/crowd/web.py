@@ -18,19 +18,22 @@ import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote_to_bytes, urlencode
+from urllib.parse import parse_qsl, quote, unquote_to_bytes, urlencode
 
-from fastapi import FastAPI, Request
-from fastapi.responses import (
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.exc import DataError, StatementError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import (
     HTMLResponse,
     JSONResponse,
     PlainTextResponse,
     RedirectResponse,
     Response,
 )
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy.exc import DataError, StatementError
-from starlette.concurrency import run_in_threadpool
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -120,9 +123,9 @@ class CrowdMiddleware:
                 await PlainTextResponse("Request Entity Too Large", status_code=413)(scope, receive, send)
                 return
         client = scope.get("client")
-        fwd = [v.decode("latin-1") for k, v in scope.get("headers") or [] if k == b"x-forwarded-for"]
-        addr = client_address(client[0] if client else None, fwd, cfg.trusted_proxies)
-        scope["kyokan.client"] = client_key(addr, cfg.client_prefix_v4, cfg.client_prefix_v6)
+        fwd = tuple(v.decode("latin-1") for k, v in scope.get("headers") or [] if k == b"x-forwarded-for")
+        scope["kyokan.client"] = _client(client[0] if client else None, fwd, tuple(cfg.trusted_proxies),
+                                         cfg.client_prefix_v4, cfg.client_prefix_v6)
         session: dict[str, Any] | None = None
         raw = _cookie(headers.get(b"cookie", b"").decode("latin-1"), COOKIE)
         if raw:
@@ -148,6 +151,11 @@ class CrowdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_wrapped)
+
+
+@lru_cache(maxsize=8192)
+def _client(peer: str | None, fwd: tuple[str, ...], trusted: tuple[str, ...], v4: int, v6: int) -> str:
+    return client_key(client_address(peer, list(fwd), trusted), v4, v6)
 
 
 def _cookie(header: str, name: str) -> str | None:
@@ -182,7 +190,7 @@ def _uint(value: Any, *, top: int) -> int | None:
 
 
 def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = False,
-               secure_cookies: bool = False) -> FastAPI:
+               secure_cookies: bool = False) -> Starlette:
     """The ASGI app. ``secret`` defaults to ``KYOKAN_CROWD_SECRET`` from the environment.
 
     Serve it with the ASGI server's own proxy-header handling off (``kyokan crowd serve`` does;
@@ -204,11 +212,24 @@ def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = Fa
     env.filters["fmt_time"] = lambda t: time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else ""
     env.filters["pct"] = lambda x: f"{100 * float(x):.0f}%"
 
-    app = FastAPI(title="kyokan crowd", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.db = db
-    app.state.limiter = limiter
-    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    app.add_middleware(CrowdMiddleware, signer=signer, db=db, secure=secure_cookies)
+    # plain Starlette: routing and handlers, nothing per request that the app does not use
+    routes: list[BaseRoute] = [Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")]
+    handlers: dict[Any, Any] = {}
+
+    def route(path: str, methods: tuple[str, ...] = ("GET",)) -> Any:
+        def deco(fn: Any) -> Any:
+            async def endpoint(request: Request) -> Response:
+                return await fn(request, **request.path_params)  # type: ignore[no-any-return]
+
+            routes.append(Route(path, endpoint, methods=list(methods)))
+            return fn
+        return deco
+
+    def on_error(exc_type: Any) -> Any:
+        def deco(fn: Any) -> Any:
+            handlers[exc_type] = fn
+            return fn
+        return deco
 
     # --- helpers -------------------------------------------------------------------------------
     def sess(request: Request) -> dict[str, Any]:
@@ -265,8 +286,17 @@ def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = Fa
         return render(request, "error.html", {"message": translate(lang, key, **kw)}, status)
 
     async def form(request: Request) -> Any:
-        """The parsed form; 403 unless it carries this session's CSRF token."""
-        f = await request.form(max_files=0, max_fields=200)
+        """The parsed form; 403 unless it carries this session's CSRF token. URL-encoded bodies
+        (what the pages send) are parsed with the standard library; multipart with Starlette's."""
+        ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if ctype == "application/x-www-form-urlencoded":
+            try:
+                f: Any = dict(parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True,
+                                        max_num_fields=200))
+            except (UnicodeDecodeError, ValueError):
+                raise Denied(error_page(request, 400, "bad_request")) from None
+        else:
+            f = await request.form(max_files=0, max_fields=200)
         token = f.get("csrf_token")
         if not isinstance(token, str) or not csrf_ok(sess(request).get("csrf"), token):
             raise Denied(error_page(request, 403, "csrf_failed"))
@@ -347,37 +377,37 @@ def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = Fa
         return RedirectResponse(f"/w/{quote(wid)}", status_code=303)
 
     # --- error handlers ------------------------------------------------------------------------
-    @app.exception_handler(Denied)
+    @on_error(Denied)
     async def _denied(request: Request, exc: Denied) -> Response:
         return exc.response
 
-    @app.exception_handler(CrowdError)
+    @on_error(CrowdError)
     async def _crowd_error(request: Request, exc: CrowdError) -> Response:
         return render(request, "error.html", {"message": str(exc)}, exc.status)
 
-    @app.exception_handler(Busy)
+    @on_error(Busy)
     async def _busy(request: Request, exc: Busy) -> Response:
         r = error_page(request, 503, "busy")
         r.headers["Retry-After"] = "2"
         return r
 
-    @app.exception_handler(DataError)
+    @on_error(DataError)
     async def _data_error(request: Request, exc: DataError) -> Response:
         # a value the database cannot hold (too long, NUL, out of range) that slipped past the checks
         return error_page(request, 400, "bad_request")
 
-    @app.exception_handler(StatementError)
+    @on_error(StatementError)
     async def _statement_error(request: Request, exc: StatementError) -> Response:
         if isinstance(exc.orig, OverflowError | ValueError | UnicodeError):
             return error_page(request, 400, "bad_request")
         raise exc
 
     # --- public --------------------------------------------------------------------------------
-    @app.get("/healthz")
-    async def healthz() -> JSONResponse:
+    @route("/healthz")
+    async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
 
-    @app.get("/", response_class=HTMLResponse)
+    @route("/")
     async def index(request: Request) -> Response:
         wid = request.query_params.get("worker_id", "").strip()
         if wid:
@@ -386,7 +416,7 @@ def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = Fa
         return render(request, "index.html")
 
     # --- workers -------------------------------------------------------------------------------
-    @app.get("/w/{wid}", response_class=HTMLResponse)
+    @route("/w/{wid}")
     async def worker_home(request: Request, wid: str) -> Response:
         """Visiting takes nothing and registers nothing: an id is registered when its worker
         starts a task, so visiting someone else's id cannot lock them out."""
@@ -410,12 +440,12 @@ def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = Fa
         return render(request, "worker_home.html", {"wid": wid, "summary": summary, "progress": prog,
                                                      "blocked": cur[1]})
 
-    @app.get("/w/{wid}/claim", response_class=HTMLResponse)
+    @route("/w/{wid}/claim")
     async def claim_page(request: Request, wid: str) -> Response:
         check_wid(request, wid)
         return render(request, "claim.html", {"wid": wid, "error": None})
 
-    @app.post("/w/{wid}/claim", response_class=HTMLResponse)
+    @route("/w/{wid}/claim", ("POST",))
     async def claim(request: Request, wid: str) -> Response:
         check_wid(request, wid)
         f = await form(request)
@@ -431,13 +461,13 @@ def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = Fa
         await run_in_threadpool(_audit, db, f"worker:{wid}", "worker.claim", wid, {"client": client_of(request)})
         return RedirectResponse(f"/w/{quote(wid)}", status_code=303)
 
-    @app.get("/w/{wid}/mine", response_class=HTMLResponse)
+    @route("/w/{wid}/mine")
     async def mine(request: Request, wid: str) -> Response:
         await verified(request, wid)
         subs = await run_in_threadpool(Q.worker_submissions, db, wid)
         return render(request, "mine.html", {"wid": wid, "subs": subs})
 
-    @app.get("/w/{wid}/sub/{uid}", response_class=HTMLResponse)
+    @route("/w/{wid}/sub/{uid}")
     async def my_sub(request: Request, wid: str, uid: str) -> Response:
         await verified(request, wid)
         sub = await run_in_threadpool(A.own_submission, db, wid, uid)
@@ -460,7 +490,7 @@ def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = Fa
         return render(request, "no_task.html", {"wid": wid, "kind": kind, "why": why},
                       429 if why.reason == "client_limit" else 200)
 
-    @app.get("/w/{wid}/task/{kind}", response_class=HTMLResponse)
+    @route("/w/{wid}/task/{kind}")
     async def task_page(request: Request, wid: str, kind: str) -> Response:
         """The worker's live task (opening it again extends it); without one, a page to start one.
         A GET never takes a lease (link previews and prefetching cannot reserve items)."""
@@ -516,7 +546,7 @@ def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = Fa
             return no_task(request, wid, kind, got)
         return render(request, f"task_{kind}.html", task_ctx(got, wid, request))
 
-    @app.post("/w/{wid}/task/{kind}", response_class=HTMLResponse)
+    @route("/w/{wid}/task/{kind}", ("POST",))
     async def task_post(request: Request, wid: str, kind: str) -> Response:
         check_wid(request, wid)
         A.check_kind(kind)
@@ -572,7 +602,7 @@ def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = Fa
         return RedirectResponse(f"/w/{quote(wid)}/task/{kind}", status_code=303)
 
     # --- login ---------------------------------------------------------------------------------
-    @app.get("/login", response_class=HTMLResponse)
+    @route("/login")
     async def login_page(request: Request) -> Response:
         return render(request, "login.html", {"next": _safe_next(request.query_params.get("next")), "error": None})
 
@@ -583,7 +613,7 @@ def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = Fa
             return str(d["d"])
         return None
 
-    @app.post("/login", response_class=HTMLResponse)
+    @route("/login", ("POST",))
     async def login(request: Request) -> Response:
         f = await form(request)
         username = field(f, "username", 100)
@@ -637,7 +667,7 @@ def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = Fa
                      path="/login", httponly=True, samesite="strict", secure=secure_cookies)
         return r
 
-    @app.post("/logout")
+    @route("/logout", ("POST",))
     async def logout(request: Request) -> Response:
         await form(request)
         s = sess(request)
@@ -649,12 +679,12 @@ def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = Fa
         s["csrf"] = new_csrf()
         return RedirectResponse("/login", status_code=303)
 
-    @app.get("/account", response_class=HTMLResponse)
+    @route("/account")
     async def account(request: Request) -> Response:
         actor = require(request, "reviewer")
         return render(request, "account.html", {"actor": actor, "error": None})
 
-    @app.post("/account/password", response_class=HTMLResponse)
+    @route("/account/password", ("POST",))
     async def account_password(request: Request) -> Response:
         f = await form(request)
         actor = require(request, "reviewer")
@@ -670,7 +700,7 @@ def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = Fa
         return RedirectResponse("/account", status_code=303)
 
     # --- review --------------------------------------------------------------------------------
-    @app.get("/review", response_class=HTMLResponse)
+    @route("/review")
     async def review_list(request: Request) -> Response:
         actor = require(request, "reviewer")
         qp = request.query_params
@@ -686,7 +716,7 @@ def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = Fa
                                                      "page": page, "actor": actor,
                                                      "here": request.url.path + "?" + request.url.query})
 
-    @app.get("/review/{uid}", response_class=HTMLResponse)
+    @route("/review/{uid}")
     async def review_detail(request: Request, uid: str) -> Response:
         actor = require(request, "reviewer")
         if not _UID.fullmatch(uid):
@@ -704,7 +734,7 @@ def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = Fa
             ctx.update(_rating_ctx(d.get("payload") or {}))
         return ctx
 
-    @app.post("/review/{uid}", response_class=HTMLResponse)
+    @route("/review/{uid}", ("POST",))
     async def review_post(request: Request, uid: str) -> Response:
         f = await form(request)
         actor = require(request, "reviewer")
@@ -734,7 +764,7 @@ def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = Fa
         return RedirectResponse(nxt or f"/review/{quote(uid)}", status_code=303)
 
     # --- admin ---------------------------------------------------------------------------------
-    @app.get("/admin", response_class=HTMLResponse)
+    @route("/admin")
     async def admin(request: Request) -> Response:
         actor = require(request, "reviewer")
         prog = await run_in_threadpool(Q.progress, db)
@@ -744,7 +774,7 @@ def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = Fa
         return render(request, "admin.html", {"progress": prog, "items": its, "actor": actor,
                                                "taxonomies": available()})
 
-    @app.post("/admin/tasks/{kind}", response_class=HTMLResponse)
+    @route("/admin/tasks/{kind}", ("POST",))
     async def admin_tasks(request: Request, kind: str) -> Response:
         from kyokan.taxonomy.registry import available
 
@@ -768,13 +798,13 @@ def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = Fa
         flash(request, "created_n", n=len(created))
         return RedirectResponse("/admin", status_code=303)
 
-    @app.get("/admin/workers", response_class=HTMLResponse)
+    @route("/admin/workers")
     async def admin_workers(request: Request) -> Response:
         actor = require(request, "lead")
         rows = await run_in_threadpool(Q.workers_table, db)
         return render(request, "workers.html", {"rows": rows, "actor": actor})
 
-    @app.post("/admin/workers/{wid}/{op}", response_class=HTMLResponse)
+    @route("/admin/workers/{wid}/{op}", ("POST",))
     async def admin_worker_op(request: Request, wid: str, op: str) -> Response:
         await form(request)
         actor = require(request, "admin")
@@ -788,7 +818,7 @@ def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = Fa
             return error_page(request, 404, "not_found")
         return RedirectResponse("/admin/workers", status_code=303)
 
-    @app.get("/admin/audit", response_class=HTMLResponse)
+    @route("/admin/audit")
     async def admin_audit(request: Request) -> Response:
         actor = require(request, "lead")
         qp = request.query_params
@@ -802,6 +832,10 @@ def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = Fa
         return render(request, "audit.html", {"rows": rows, "actor": actor, "view": view, "page": page,
                                                "counts": counts, "views": Q.AUDIT_VIEWS})
 
+    app = Starlette(routes=routes, exception_handlers=handlers,
+                    middleware=[Middleware(CrowdMiddleware, signer=signer, db=db, secure=secure_cookies)])
+    app.state.db = db
+    app.state.limiter = limiter
     return app
 
 
