@@ -39,8 +39,9 @@ def hash_password(password: str, *, n: int = _N, r: int = _R, p: int = _P) -> st
     if not password:
         raise KyokanError("empty password")
     salt = secrets.token_bytes(16)
-    with HASH_GATE.slot():
-            dk = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=256 * 1024 * 1024, dklen=32)
+    with _gate(n, r):
+        dk = hashlib.scrypt(password.encode("utf-8", "surrogatepass"), salt=salt, n=n, r=r, p=p,
+                            maxmem=256 * 1024 * 1024, dklen=32)
     return f"scrypt${n}${r}${p}${base64.b64encode(salt).decode()}${base64.b64encode(dk).decode()}"
 
 
