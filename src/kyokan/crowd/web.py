@@ -18,7 +18,7 @@ import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote_to_bytes, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.exc import DataError, StatementError
@@ -83,14 +83,43 @@ MAX_TARGET = 100_000
 MAX_PAGE = 100_000
 
 
-def _bad_bytes(b: bytes) -> bool:
-    return any(c < 0x20 or c == 0x7F for c in b)
+# raw non-ASCII or control bytes, or a percent-encoded control character (%00–%1F, %7F)
+_BAD_TARGET = re.compile(rb"[^\x21-\x7e]|%(?:[01][0-9A-Fa-f]|7[Ff])")
 
 
 def _bad_target(raw: bytes) -> bool:
-    """Raw (not percent-encoded) non-ASCII or control bytes in a request target, or control
-    characters once decoded: no browser sends them."""
-    return any(c >= 0x80 or c < 0x21 for c in raw) or _bad_bytes(unquote_to_bytes(raw.replace(b"+", b" ")))
+    """Whether a request target holds what no browser sends: raw non-ASCII or control bytes, or
+    control characters once decoded."""
+    return _BAD_TARGET.search(raw) is not None
+
+
+class SessionData(dict[str, Any]):
+    """The cookie's contents; remembers whether a handler changed it (top-level assignments and
+    removals; handlers assign new values rather than mutating nested ones)."""
+
+    changed = False
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if self.get(key, _MISSING) != value:
+            self.changed = True
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.changed = True
+        super().__delitem__(key)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        if key in self:
+            self.changed = True
+        return super().pop(key, *default)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+
+_MISSING = object()
 
 
 class CrowdMiddleware:
@@ -100,6 +129,22 @@ class CrowdMiddleware:
 
     def __init__(self, app: ASGIApp, *, signer: Signer, db: CrowdDB, secure: bool) -> None:
         self.app, self.signer, self.db, self.secure = app, signer, db, secure
+        self._verified: dict[str, tuple[str, float]] = {}
+
+    def unsign(self, raw: str) -> dict[str, Any] | None:
+        """A verified cookie's contents. A cookie seen in the last minutes skips the HMAC (its JSON
+        is kept, so each request still gets its own dict); after that it is verified again, expiry
+        included."""
+        hit = self._verified.get(raw)
+        now = time.monotonic()
+        if hit is not None and hit[1] > now:
+            return json.loads(hit[0])  # type: ignore[no-any-return]
+        data = self.signer.unsign(raw)
+        if data is not None:
+            if len(self._verified) > 20_000:
+                self._verified.clear()
+            self._verified[raw] = (json.dumps(data), now + 600)
+        return data
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -126,23 +171,20 @@ class CrowdMiddleware:
         fwd = tuple(v.decode("latin-1") for k, v in scope.get("headers") or [] if k == b"x-forwarded-for")
         scope["kyokan.client"] = _client(client[0] if client else None, fwd, tuple(cfg.trusted_proxies),
                                          cfg.client_prefix_v4, cfg.client_prefix_v6)
-        session: dict[str, Any] | None = None
         raw = _cookie(headers.get(b"cookie", b"").decode("latin-1"), COOKIE)
-        if raw:
-            session = self.signer.unsign(raw)
-        if session is None:
-            session = {}
+        found = self.unsign(raw) if raw else None
+        session = SessionData(found or {})
         if not isinstance(session.get("csrf"), str):
             session["csrf"] = new_csrf()
-        before = json.dumps(session, sort_keys=True) if raw else ""
+        if found is None:
+            session.changed = True  # a new or unreadable cookie: send a fresh one
         scope["session"] = session
 
         async def send_wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 hdrs = list(message.get("headers", []))
                 hdrs.extend(SECURITY_HEADERS)
-                after = json.dumps(scope["session"], sort_keys=True)
-                if after != before:
+                if scope["session"].changed:
                     val = f"{COOKIE}={self.signer.sign(scope['session'])}; Path=/; HttpOnly; SameSite=Lax; Max-Age={self.signer.max_age}"
                     if self.secure:
                         val += "; Secure"
@@ -249,9 +291,10 @@ def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = Fa
         return lang if lang in LANGS else db.config().ui_lang
 
     def flash(request: Request, msg: str, **kw: Any) -> None:
-        fl = sess(request).setdefault("flash", [])
-        if isinstance(fl, list) and len(fl) < 5:
-            fl.append([msg, kw])
+        fl = sess(request).get("flash")
+        fl = fl if isinstance(fl, list) else []
+        if len(fl) < 5:
+            sess(request)["flash"] = [*fl, [msg, kw]]  # assigned, not appended: marks the session changed
 
     def emo_name(emotion: str | None, lang: str, taxonomy: str = "goemotions28") -> str:
         if not emotion:
@@ -477,9 +520,13 @@ def create_app(db: CrowdDB | str, *, secret: bytes | None = None, dev: bool = Fa
         cfg = db.config()
         ping = max(5, min(60, int(min(cfg.first_lease_seconds, cfg.lease_seconds)) // 3))
         keys = sess(request).get("new_key")
-        new_key = keys.pop(wid, None) if isinstance(keys, dict) else None
-        if isinstance(keys, dict) and not keys:
-            sess(request).pop("new_key", None)
+        new_key = keys.get(wid) if isinstance(keys, dict) else None
+        if new_key is not None:
+            rest = {k: v for k, v in keys.items() if k != wid}  # type: ignore[union-attr]
+            if rest:
+                sess(request)["new_key"] = rest
+            else:
+                sess(request).pop("new_key", None)
         ctx: dict[str, Any] = {"a": a, "wid": wid, "roles": turn_roles(cfg.exchanges), "values": {}, "error": None,
                                "ping_every": ping, "new_key": new_key}
         if a.kind == "rating":
