@@ -46,9 +46,9 @@ class CrowdConfig:
     assignment: str = "balanced"
     #: share of a worker's submissions reviewers may reject (the platform's rule: 30%)
     rejection_cap: float = 0.30
-    #: reopen an item's slot when one of its submissions is rejected or removed (so garbage
-    #: that reviewers reject does not close items for good)
-    refill_on_remove: bool = True
+    #: reopen an item's slot when one of its submissions is rejected or removed (EmplifAI did not
+    #: refill; turn it on so garbage that reviewers reject or remove does not close items for good)
+    refill_on_remove: bool = False
     #: per worker: submissions and page loads allowed per minute
     submits_per_minute: int = 10
     requests_per_minute: int = 120
