@@ -12,13 +12,12 @@ is rewritten in input order.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kyokan.errors import KyokanError
 from kyokan.generate.parse import ParseResult, parse_dialogue, parse_response
@@ -30,8 +29,13 @@ from kyokan.generate.templates import (
     load_template_file,
 )
 from kyokan.models.base import ChatModel, Completion, GenerationParams, Message
+from kyokan.provenance import derive_seed, sha256_text
 
-GENERATION_SCHEMA = 1
+#: version of the ``meta.generation`` record (kyokan.records.GenerationInfo)
+GENERATION_SCHEMA = 2
+
+if TYPE_CHECKING:
+    from kyokan.records import GenerationSummary
 
 
 @dataclass(frozen=True)
@@ -123,8 +127,7 @@ class RunSummary:
 def row_seed(seed: int, row_id: str, sample: int) -> int:
     """A per-row seed from the run seed, the row id and the sample number (stable across runs and
     resumptions, independent of order and batching)."""
-    h = hashlib.sha256(f"{seed}\x1f{row_id}\x1f{sample}".encode()).digest()
-    return int.from_bytes(h[:4], "big") & 0x7FFFFFFF
+    return derive_seed(seed, row_id, sample)
 
 
 def emotion_name(label: str | None, lang: str, taxonomy: str | None = None) -> str:
@@ -205,7 +208,7 @@ def config_fingerprint(cfg: GenerateConfig, model_spec: str) -> str:
     d = cfg.to_dict()
     d["model"] = model_spec
     blob = json.dumps(d, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+    return sha256_text(blob)[:16]
 
 
 def make_row(job: Job, comp: Completion, cfg: GenerateConfig, model_spec: str, model_info: dict[str, Any],
@@ -225,17 +228,21 @@ def make_row(job: Job, comp: Completion, cfg: GenerateConfig, model_spec: str, m
 
         turns = [{"role": t["role"], "text": unicodedata.normalize("NFKC", t["text"])} for t in turns]
     prompt_blob = json.dumps(job.messages, ensure_ascii=False, sort_keys=True)
+    # a reply cut at max_new_tokens is incomplete whatever the parser made of it: its own status
+    status = "truncated" if comp.finish_reason == "length" else ("ok" if pr.format_ok else "format_violation")
     gen: dict[str, Any] = {
-        "schema": GENERATION_SCHEMA,
+        "kind": "kyokan.generation",
+        "version": GENERATION_SCHEMA,
         "task": cfg.task,
         "model": model_spec,
+        "status": status,
         "raw": comp.text,
         **pr.to_meta(),
         "finish_reason": comp.finish_reason,
         "template": job.template.key(),
         "template_digest": job.template.digest(),
         "prompt_lang": job.template.lang,
-        "prompt_sha256": hashlib.sha256(prompt_blob.encode("utf-8")).hexdigest(),
+        "prompt_sha256": sha256_text(prompt_blob),
         "params": job.params.to_dict(),
         "seed": job.params.seed,
         "run_seed": cfg.seed,
@@ -335,9 +342,11 @@ def generate_file(records: Iterable[dict[str, Any]], model: ChatModel, output: s
         on_start(len(jobs), len(todo))
     t0 = time.perf_counter()
     appender = JsonlAppender(out)
+    from kyokan.records import GeneratedDialogue
 
     def write(job: Job, comp: Completion) -> None:
         row = make_row(job, comp, cfg, spec, info, fp)
+        GeneratedDialogue.model_validate(row)  # the writer holds itself to the record it promises
         appender.write(row)
         summary.written += 1
         if row["meta"]["generation"]["format_ok"]:
@@ -374,4 +383,26 @@ def generate_file(records: Iterable[dict[str, Any]], model: ChatModel, output: s
         extra = [r for k, r in rows.items() if k not in in_jobs]
         write_jsonl(out, [rows[k] for k in order if k in rows] + extra)
         summary.complete = all(k in rows for k in order)
+    write_generation_summary(out, spec, summary)
     return summary
+
+
+def summary_path_for(out: str | Path) -> Path:
+    """``generated.jsonl`` → ``generated.summary.json`` (beside the rows, as the judge does)."""
+    p = Path(out)
+    return p.with_name(p.name.rsplit(".", 1)[0] + ".summary.json")
+
+
+def write_generation_summary(out: Path, spec: str, run: RunSummary) -> GenerationSummary:
+    """Count the rows of ``out`` per status (the file's rows, so a resumed job counts them all)."""
+    from kyokan.records import GeneratedDialogue, GenerationSummary, read_rows, write_record
+
+    rows = read_rows(out, GeneratedDialogue) if out.exists() else []
+    status = dict.fromkeys(("ok", "format_violation", "truncated"), 0)
+    for r in rows:
+        status[r.status] += 1
+    rec = GenerationSummary(source=spec, output=out.name, rows=len(rows), status=status,
+                            format_ok=sum(1 for r in rows if r.generation.format_ok), complete=run.complete,
+                            failed=len(run.failed), usage=run.usage, seconds=run.seconds)
+    write_record(summary_path_for(out), rec)
+    return rec

