@@ -30,7 +30,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -289,8 +288,11 @@ def table(results: list[dict[str, Any]], runs: int) -> str:
                 cells.append("-")
                 continue
             med = statistics.median(xs)
-            cells.append(f"{med:g}" + (f" [{', '.join(f'{x:g}' for x in xs)}]" if runs > 1 and key == "ops_per_s" else ""))
+            cells.append(f"{med:g}")
         lines.append(f"{label:16}" + "".join(f"{c:>24}" for c in cells))
+    if runs > 1:
+        for b in backends:
+            lines.append(f"ops/s per run, {b}: " + ", ".join(f"{r['ops_per_s']:g}" for r in results if r["backend"] == b))
     return "\n".join(lines)
 
 
