@@ -60,151 +60,198 @@ def trie_nodes(seqs: Sequence[Sequence[str]]) -> tuple[int, int]:
     return nodes, len({s[0] for s in uniq})
 
 
-def _find(seq: Gram, g: Gram) -> int:
-    n = len(g)
-    first = g[0]
-    for i in range(len(seq) - n + 1):
-        if seq[i] == first and seq[i:i + n] == g:
-            return i
-    return -1
+# n-grams are keyed by two 61-bit polynomial hashes (collision odds ~1e-30 per pair) and their
+# length, so dict operations cost the same for a 2-gram and a 90-gram
+_P1, _P2 = (1 << 61) - 1, (1 << 61) - 1 - 2**16 * 3 - 18  # two large moduli
+_B1, _B2 = 1_000_003, 998_244_353
+_NBITS = 12  # n-gram length stored in the low bits: replies up to 4,095 tokens
 
 
-def _changed(s: Gram, p: int, q: int) -> list[Gram]:
-    """n-grams (n ≥ 2, with multiplicity) of ``s`` not entirely inside its first ``p`` or last
-    ``q`` tokens."""
-    L = len(s)
-    out: list[Gram] = []
-    tail = L - q
-    for i in range(min(p, L)):
-        for j in range(max(i + 2, p + 1), L + 1):
-            out.append(s[i:j])
-    for i in range(p, tail):
-        for j in range(i + 2, L + 1):
-            out.append(s[i:j])
-    return out
+class _Hashes:
+    def __init__(self) -> None:
+        self.ids: dict[str, tuple[int, int]] = {}
+        self.pw1 = [1]
+        self.pw2 = [1]
+
+    def tok(self, t: str) -> tuple[int, int]:
+        v = self.ids.get(t)
+        if v is None:
+            d = hashlib.sha256(t.encode("utf-8")).digest()
+            v = self.ids[t] = (int.from_bytes(d[:8], "big") % (_P1 - 1) + 1, int.from_bytes(d[8:16], "big") % (_P2 - 1) + 1)
+        return v
+
+    def prefix(self, seq: Gram) -> tuple[list[int], list[int]]:
+        if len(seq) >= 1 << _NBITS:
+            from kyokan.errors import KyokanError
+
+            raise KyokanError(f"a reply of {len(seq)} tokens is too long for the response-trie counter (max {(1 << _NBITS) - 1})")
+        while len(self.pw1) <= len(seq):
+            self.pw1.append(self.pw1[-1] * _B1 % _P1)
+            self.pw2.append(self.pw2[-1] * _B2 % _P2)
+        a, b = [0], [0]
+        for t in seq:
+            x, y = self.tok(t)
+            a.append((a[-1] * _B1 + x) % _P1)
+            b.append((b[-1] * _B2 + y) % _P2)
+        return a, b
+
+    def key(self, pre: tuple[list[int], list[int]], i: int, j: int) -> int:
+        a, b = pre
+        n = j - i
+        h1 = (a[j] - a[i] * self.pw1[n]) % _P1
+        h2 = (b[j] - b[i] * self.pw2[n]) % _P2
+        return (((h1 << 61) | h2) << _NBITS) | n
+
+    def changed(self, pre: tuple[list[int], list[int]], L: int, p: int, q: int) -> list[int]:
+        """Keys of the n-grams (n ≥ 2, with multiplicity) of a reply of ``L`` tokens not entirely
+        inside its first ``p`` or last ``q`` tokens."""
+        a, b = pre
+        pw1, pw2 = self.pw1, self.pw2
+        out: list[int] = []
+        tail = L - q
+        for i in range(min(tail, L - 1)):
+            ai, bi = a[i], b[i]
+            for j in range(max(i + 2, p + 1), L + 1):
+                n = j - i
+                out.append((((((a[j] - ai * pw1[n]) % _P1) << 61) | ((b[j] - bi * pw2[n]) % _P2)) << _NBITS) | n)
+        return out
 
 
 class LeeFolder:
-    """The folding state of one system's replies."""
+    """The folding state of one system's replies.
+
+    ``count[g]``: occurrences of n-gram ``g`` (overlapping) over all replies; ``occ[g]``: the reply
+    holding it when only one does, else reply → occurrences. The heap holds, for every n-gram
+    occurring twice, ``(−weight, n, first reply, first position, g)`` — Lee's choice is its minimum;
+    an entry is pushed whenever one of these changes and checked when popped."""
 
     def __init__(self, token_lists: Sequence[Sequence[str]], tokenize: Tokenize) -> None:
         self.tokenize = tokenize
+        self.h = _Hashes()
         self.seqs: list[Gram] = [tuple(t) for t in token_lists]
-        self.count: dict[Gram, int] = {}
-        self.where: dict[str, set[int]] = {}
+        self.pre = [self.h.prefix(s) for s in self.seqs]
+        self.count: dict[int, int] = {}
+        self.occ: dict[int, int | dict[int, int]] = {}
+        self.pushed: dict[int, tuple[int, int, int]] = {}
         self.hashmap: dict[str, Gram] = {}
         self.folds = 0
         self.reused_names = 0
         for k, s in enumerate(self.seqs):
-            for g in _changed(s, 0, 0):
-                self.count[g] = self.count.get(g, 0) + 1
-            for t in s:
-                self.where.setdefault(t, set()).add(k)
-        self.heap: list[tuple[int, int, Gram]] = [(-len(g) * c, len(g), g) for g, c in self.count.items() if c >= 2]
+            for g in self.h.changed(self.pre[k], len(s), 0, 0):
+                self._adjust(g, k, 1)
+        self.heap: list[tuple[int, int, int, int, int]] = []
+        for g, c in self.count.items():
+            if c >= 2:
+                self._push(g, c)
         heapq.heapify(self.heap)
 
-    def holders(self, g: Gram) -> list[tuple[int, int]]:
-        """(reply, first position) of every reply holding ``g`` as tokens, in reply order."""
-        sets = [self.where.get(t, set()) for t in set(g)]
-        if not all(sets):
-            return []
-        cand = min(sets, key=len)
-        out = []
-        for k in sorted(cand):
-            pos = _find(self.seqs[k], g)
-            if pos >= 0:
-                out.append((k, pos))
-        return out
+    def _adjust(self, g: int, k: int, d: int) -> None:
+        c = self.count.get(g, 0) + d
+        if c <= 0:
+            self.count.pop(g, None)
+            self.occ.pop(g, None)
+            return
+        o = self.occ.get(g)
+        if o is None:
+            self.occ[g] = k
+        elif isinstance(o, int):
+            if o != k:
+                self.occ[g] = {o: c - d, k: d}
+        else:
+            v = o.get(k, 0) + d
+            if v > 0:
+                o[k] = v
+            else:
+                o.pop(k, None)
+                if len(o) == 1:
+                    self.occ[g] = next(iter(o))
+        self.count[g] = c
 
-    def _pop_valid(self) -> tuple[int, int, Gram] | None:
+    def holders(self, g: int) -> list[int]:
+        o = self.occ.get(g)
+        if o is None:
+            return []
+        return [o] if isinstance(o, int) else sorted(o)
+
+    def _find(self, k: int, g: int) -> int:
+        n = g & ((1 << _NBITS) - 1)
+        pre = self.pre[k]
+        for i in range(len(self.seqs[k]) - n + 1):
+            if self.h.key(pre, i, i + n) == g:
+                return i
+        return -1
+
+    def _push(self, g: int, c: int) -> None:
+        o = self.occ[g]
+        k = o if isinstance(o, int) else min(o)
+        pos = self._find(k, g)
+        n = g & ((1 << _NBITS) - 1)
+        w = n * c
+        if self.pushed.get(g) != (w, k, pos):
+            self.pushed[g] = (w, k, pos)
+            heapq.heappush(self.heap, (-w, n, k, pos, g))
+
+    def next_span(self) -> Gram | None:
         while self.heap:
-            negw, n, g = heapq.heappop(self.heap)
-            c = self.count.get(g, 0)
-            if c * n == -negw:
-                return negw, n, g
-            if c >= 2 and c * n < -negw:  # the count fell: requeue with its weight now
-                heapq.heappush(self.heap, (-n * c, n, g))
-            # a count that rose has a fresher entry already: drop this one
+            negw, n, k, pos, g = heapq.heappop(self.heap)
+            if self.pushed.get(g) == (-negw, k, pos):
+                del self.pushed[g]
+                self._chosen = g
+                return self.seqs[k][pos:pos + n]
         return None
 
-    def next_span(self) -> tuple[Gram, list[tuple[int, int]]] | None:
-        top = self._pop_valid()
-        if top is None:
-            return None
-        ties = [top]
-        while self.heap and self.heap[0][:2] == top[:2]:
-            nxt = self._pop_valid()
-            if nxt is None:
-                break
-            if nxt[:2] != top[:2]:
-                heapq.heappush(self.heap, nxt)
-                break
-            ties.append(nxt)
-        best: tuple[tuple[int, int], Gram, list[tuple[int, int]]] | None = None
-        for _, _, g in ties:
-            hold = self.holders(g)
-            if not hold:  # cannot happen while counts are right; keep going rather than loop
-                continue
-            key = hold[0]
-            if best is None or key < best[0]:
-                best = (key, g, hold)
-        for entry in ties:
-            if best is None or entry[2] != best[1]:
-                heapq.heappush(self.heap, entry)
-        return None if best is None else (best[1], best[2])
-
-    def _update(self, k: int, old: Gram, new: Gram) -> dict[Gram, int]:
-        p = 0
-        m = min(len(old), len(new))
-        while p < m and old[p] == new[p]:
-            p += 1
-        q = 0
-        while q < m - p and old[-1 - q] == new[-1 - q]:
-            q += 1
-        delta: dict[Gram, int] = {}
-        for g in _changed(old, p, q):
-            delta[g] = delta.get(g, 0) - 1
-        for g in _changed(new, p, q):
-            delta[g] = delta.get(g, 0) + 1
-        for t in set(old) - set(new):
-            self.where[t].discard(k)
-        for t in set(new) - set(old):
-            self.where.setdefault(t, set()).add(k)
-        return delta
-
-    def fold(self, span: Gram, holders: list[tuple[int, int]]) -> None:
+    def fold(self, span: Gram) -> None:
+        g0 = self._chosen
         name = span_name(span)
         if name in self.hashmap:
             self.reused_names += 1  # Lee's code stops here ("Hash collision!"); keep the first entry
         else:
             self.hashmap[name] = span
         text = " ".join(span)
-        total: dict[Gram, int] = {}
-        for k, _ in holders:
+        touched: set[int] = set()
+        h = self.h
+        for k in self.holders(g0):
             old = self.seqs[k]
             new = tuple(self.tokenize(" ".join(old).replace(text, name)))
             if new == old:
                 continue
+            p = 0
+            m = min(len(old), len(new))
+            while p < m and old[p] == new[p]:
+                p += 1
+            q = 0
+            while q < m - p and old[-1 - q] == new[-1 - q]:
+                q += 1
+            old_pre = self.pre[k]
+            new_pre = h.prefix(new)
+            delta: dict[int, int] = {}
+            removed = h.changed(old_pre, len(old), p, q)
+            for g in removed:
+                delta[g] = delta.get(g, 0) - 1
+            for g in h.changed(new_pre, len(new), p, q):
+                delta[g] = delta.get(g, 0) + 1
             self.seqs[k] = new
-            for g, d in self._update(k, old, new).items():
+            self.pre[k] = new_pre
+            for g, d in delta.items():
                 if d:
-                    total[g] = total.get(g, 0) + d
-        for g, d in total.items():
-            c = self.count.get(g, 0) + d
-            if c <= 0:
-                self.count.pop(g, None)
+                    self._adjust(g, k, d)
+            # keys of n-grams after the change may have moved: everything not in the prefix
+            touched.update(removed)
+            touched.update(h.changed(new_pre, len(new), p, 0))
+        for g in touched:
+            c = self.count.get(g, 0)
+            if c >= 2:
+                self._push(g, c)
             else:
-                self.count[g] = c
-                if d > 0 and c >= 2:
-                    heapq.heappush(self.heap, (-len(g) * c, len(g), g))
+                self.pushed.pop(g, None)
         self.folds += 1
 
     def run(self) -> None:
         while True:
-            nxt = self.next_span()
-            if nxt is None:
+            span = self.next_span()
+            if span is None:
                 return
-            self.fold(*nxt)
+            self.fold(span)
 
     def span_nodes(self) -> int:
         seen: set[str] = set()
