@@ -41,7 +41,8 @@ SYSTEM_LABELS: dict[str, str] = {"human": "Human Response", "baseline": "baselin
                                  "dpo": "Zephyr-7B + SFT + DPO"}
 MECHANISMS = ("er", "ex", "ip")
 REQUIRED = ("chat_templates", "gen_targets", "prevs", "emotions", "gens")
-_ZEPHYR = re.compile(r"<\|(system|user|assistant)\|>\n?")
+# a role tag opens a line and is followed by a newline (the system prompt mentions the tags inline)
+_ZEPHYR = re.compile(r"(?:^|\n)<\|(system|user|assistant)\|>(?:\n|$)")
 
 
 @dataclass

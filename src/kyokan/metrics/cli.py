@@ -125,8 +125,12 @@ def responses_cmd(
     metrics: str = typer.Option(None, "--metrics", help="Comma-separated subset (default: all that can run)."),
     lang: str = typer.Option(None, "--lang", help="Language (default: from the data)."),
     nidf_counts: Path = typer.Option(None, "--nidf-counts", help="A saved NIDF count table (kyokan eval nidf-table)."),
-    nrc_vad: Path = typer.Option(None, "--nrc-vad", help="NRC-VAD lexicon file (English valence/arousal instead of Warriner)."),
-    epitome: Path = typer.Option(None, "--epitome", help="Folder of trained EPITOME classifiers (er/ex/ip) for DIFF-EPITOME."),
+    nrc_vad: Path = typer.Option(None, "--nrc-vad", help="NRC-VAD lexicon file (.txt or EmPO's VAD.json; English valence/arousal instead of Warriner)."),
+    intensity: Path = typer.Option(None, "--intensity", help="NRC Emotion Intensity file (word<TAB>emotion<TAB>score, e.g. EmPO's data/misc/intensity.txt) instead of the packaged lexicon."),
+    epitome: Path = typer.Option(None, "--epitome", help="DIFF-EPITOME classifiers: kyokan's (er/ex/ip) or EmPO's adapters folder (epitome_*_level)."),
+    epitome_base: str = typer.Option(None, "--epitome-base", help="Base model for EmPO's adapters (roberta-base or a local copy)."),
+    profile: str = typer.Option(None, "--profile", "-p", help="Metric profile: kyokan (default) or lee2024 (Lee et al. 2024's reference rules); see docs/metrics.md."),
+    taxonomy: str = typer.Option(None, "--taxonomy", "-t", help="Taxonomy of the emotion labels in the inputs (default goemotions28; ed32 for EmpatheticDialogues)."),
     bertscore_model: str = typer.Option(None, "--bertscore-model", help=BS_MODEL),
     bertscore_layer: int = typer.Option(None, "--bertscore-layer", help=BS_LAYER),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
@@ -134,24 +138,27 @@ def responses_cmd(
     json_: bool = typer.Option(False, "--json", help="Print summary.json."),
 ) -> None:
     """Response metrics: BERTScore, NIDF, intensity/valence/arousal, response tries, length and
-    DIFF-EPITOME, per example and as system means with bootstrap 95% CIs.
+    DIFF-EPITOME, per example and as system means with bootstrap 95% CIs, under a metric profile.
 
     Example: kyokan eval responses gen.jsonl --reference test.jsonl -o runs/auto
+    Example: kyokan eval responses baseline.jsonl --profile lee2024 --nidf-counts ed_counts.pkl --metrics nidf,iva,tries,diff_epitome -o runs/lee
     """
     _offline_env()
     from kyokan.metrics.responses import evaluate_responses
 
     opts: dict[str, Any] = {"nidf_counts": str(nidf_counts) if nidf_counts else None,
                             "nrc_vad": str(nrc_vad) if nrc_vad else None,
-                            "epitome": str(epitome) if epitome else None,
+                            "intensity": str(intensity) if intensity else None,
+                            "epitome": str(epitome) if epitome else None, "epitome_base": epitome_base,
                             "bertscore_model": bertscore_model, "bertscore_layer": bertscore_layer}
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     s = evaluate_responses(generated, output, reference=reference, metrics=names, lang=lang, seed=seed,
-                           resamples=resamples, options=opts,
+                           resamples=resamples, options=opts, profile=profile, taxonomy=taxonomy,
                            progress=lambda name: err.print(f"[metrics] {name}", markup=False))
     if json_:
         print_json(s)
         return
+    out.print(f"profile: {s['profile']['name']}", markup=False)
     for name, m in s["metrics"].items():
         for field, v in (m.get("means") or {}).items():
             if v["mean"] is not None:
@@ -173,16 +180,21 @@ def nidf_table_cmd(
     lang: str = typer.Option(None, "--lang", help="Language (default: from the dialogues; required for .txt)."),
     json_: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Build a versioned, checksummed NIDF count table from a reference corpus.
+    """Build a versioned, checksummed NIDF count table from a reference corpus, or convert Lee et
+    al.'s released ``ed_counts.pkl`` (read with a restricted unpickler: dicts, str, int only).
 
     Example: kyokan eval nidf-table train.jsonl -o nidf_ja.json
+    Example: kyokan eval nidf-table empo/data/empathy_datasets/empathetic_dialogues/ed_counts.pkl -o ed_counts.json
     """
-    from kyokan.metrics.nidf import build_table
+    from kyokan.metrics.nidf import build_table, read_count_pickle
 
-    if corpus.suffix == ".txt":
+    if corpus.suffix.lower() in (".pkl", ".pickle"):
+        table = read_count_pickle(corpus)
+    elif corpus.suffix == ".txt":
         if not lang:
             raise KyokanError("--lang is required for a .txt corpus")
         utts = [ln.strip() for ln in corpus.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        table = build_table(utts, lang, source=str(corpus))
     else:
         from kyokan.data import read_dialogues
 
@@ -195,7 +207,7 @@ def nidf_table_cmd(
             if len(langs) != 1:
                 raise KyokanError(f"{corpus}: languages {sorted(langs)}; pass --lang")
             lang = langs.pop()
-    table = build_table(utts, lang, source=str(corpus))
+        table = build_table(utts, lang, source=str(corpus))
     table.save(output)
     info = table.info()
     print_json(info) if json_ else out.print(

