@@ -7,7 +7,8 @@ Two kinds of output:
   (targets ``epitome.<er|ex|ip>.<generated|reference>``);
 - ``dialogues`` — kyokan dialogue records: ``id``, ``emotion``, ``situation``, ``lang`` and the
   turns, from a JSON ``turns`` column or from ``context`` (speaker) + ``reply`` (listener);
-  validated against ``--taxonomy`` like every dialogue file.
+  validated against ``--taxonomy`` like every dialogue file (without a ``situation`` column the
+  first turn's text is the situation).
 
 The map is ``TARGET=COLUMN`` pairs; a column may be named by header or, for headerless CSV, by
 1-based number. Preset ``empo`` reads EmPO's released prediction files (kyokan.data.empo).
@@ -162,7 +163,9 @@ def import_rows(path: str | Path, mapping: Mapping[str, str], *, kind: str = "ge
                 raise KyokanError("dialogues need turns=COLUMN, or context=COLUMN and reply=COLUMN")
             out.append({"id": rid, "situation_id": str(vals.get("situation_id") or rid),
                         "emotion": vals.get("emotion"), "lang": vals.get("lang") or lang or "en",
-                        "situation": str(vals.get("situation") or ""), "turns": turns,
+                        # no situation column: the first turn stands in (kyokan dialogues need one)
+                        "situation": str(vals.get("situation") or (turns[0].get("text", "") if turns and isinstance(turns[0], dict) else "")),
+                        "turns": turns,
                         "meta": {"source": source or "import", "imported_from": str(p), "line": line}})
     if kind == "dialogues" and out:
         from kyokan.data.validate import check_record, taxonomy_for

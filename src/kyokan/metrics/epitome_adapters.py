@@ -89,7 +89,7 @@ class AdapterClassifier:
         import torch.nn.functional as F
 
         layers = base.encoder.layer
-        handles = []
+        handles: list[Any] = []
 
         def make(i: int) -> Any:
             def forward(out_mod: Any, hidden_states: Any, input_tensor: Any) -> Any:
@@ -104,15 +104,15 @@ class AdapterClassifier:
 
         for i, layer in enumerate(layers):
             mod = layer.output
-            orig = mod.forward
             f = make(i)
+            # an instance attribute shadows the class's forward while the adapter is applied
             mod.forward = lambda hs, it, *a, _m=mod, _f=f, **k: _f(_m, hs, it)
-            handles.append((mod, orig))
+            handles.append(mod)
         try:
             hidden = base(**enc).last_hidden_state[:, 0]
         finally:
-            for mod, orig in handles:
-                mod.forward = orig
+            for mod in handles:
+                del mod.forward
         w1, b1, w2, b2 = self.head
         return F.linear(torch.tanh(F.linear(hidden, w1, b1)), w2, b2)
 
