@@ -7,7 +7,13 @@ import json
 
 import pytest
 
-from kyokan.data.empo import SYSTEM_FILES, parse_zephyr, per_item_means, read_he_data, read_predictions
+from kyokan.data.empo import (
+    SYSTEM_FILES,
+    parse_zephyr,
+    per_item_means,
+    read_he_data,
+    read_predictions,
+)
 
 
 @pytest.mark.parametrize("system", sorted(SYSTEM_FILES))

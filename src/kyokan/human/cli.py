@@ -86,7 +86,13 @@ def import_cmd(
     Example: kyokan human import filled_packets.csv --key survey.key.json -o runs/demo/human
     Example: kyokan human import empo/data/he_data.csv --format empo -o runs/empo-human
     """
-    from kyokan.human.ratings import aggregate, attention_report, load_key, read_empo_ratings, read_ratings
+    from kyokan.human.ratings import (
+        aggregate,
+        attention_report,
+        load_key,
+        read_empo_ratings,
+        read_ratings,
+    )
     from kyokan.io import write_json, write_jsonl
     from kyokan.report.provenance import provenance
 

@@ -47,7 +47,7 @@ def _word_tokenizer() -> Any:
 
     class Nltk381WordTokenizer(NLTKWordTokenizer):  # type: ignore[misc]
         # nltk 3.8.1's ending-quote rules: without 3.9's whitespace normalisation
-        ENDING_QUOTES = [(r, s) for r, s in NLTKWordTokenizer.ENDING_QUOTES if r.pattern != r"\s+"]
+        ENDING_QUOTES = [(r, s) for r, s in NLTKWordTokenizer.ENDING_QUOTES if r.pattern != r"\s+"]  # noqa: RUF012
 
     return Nltk381WordTokenizer()
 

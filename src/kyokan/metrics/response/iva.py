@@ -25,16 +25,14 @@ from kyokan.metrics.registry import (
     ResponseMetric,
     register_metric,
 )
+
 DIMS = ("intensity", "valence", "arousal")
 
 
 def text_score(lex: dict[str, float], toks: Sequence[str], miss: float | None, empty: float | None) -> float | None:
     """Max over the tokens' lexicon scores; a miss scores ``miss`` (None: ignored); a text with no
     scored token scores ``empty``."""
-    if miss is None:
-        vals = [lex[t] for t in toks if t in lex]
-    else:
-        vals = [lex.get(t, miss) for t in toks]
+    vals = [lex[t] for t in toks if t in lex] if miss is None else [lex.get(t, miss) for t in toks]
     return max(vals) if vals else empty
 
 

@@ -240,8 +240,8 @@ def _values(summary: dict[str, Any], rows: list[dict[str, Any]], fbert: float | 
         "length_chars": mean("length", "chars"),
         "diff_er": mean("diff_epitome", "diff_er"), "diff_ex": mean("diff_epitome", "diff_ex"),
         "diff_ip": mean("diff_epitome", "diff_ip"), "fbert": fbert}
-    de = [vals["diff_er"], vals["diff_ex"], vals["diff_ip"]]
-    vals["diff_epitome"] = None if any(v is None for v in de) else sum(de) / 3  # type: ignore[misc]
+    de = [v for v in (vals["diff_er"], vals["diff_ex"], vals["diff_ip"]) if v is not None]
+    vals["diff_epitome"] = sum(de) / 3 if len(de) == 3 else None
     for k in ("templates", "span_nodes", "total_nodes", "root_children", "compression_ratio", "unique_start_words"):
         vals[k] = tries.get(k)
     return vals
@@ -356,8 +356,8 @@ def _cells(values: dict[str, dict[str, float | None]], t7: dict[str, dict[str, A
     # a Table 7 row whose every cell is flipped: say so on the row
     for key in {c.system for c in cells if c.table == "7"}:
         row = [c for c in cells if c.table == "7" and c.system == key]
-        if row and all(c.note.startswith("sign flipped") or c.status == "match" and c.kyokan is not None
-                       and abs(c.kyokan + c.paper.value) <= c.paper.tolerance for c in row) \
+        if row and all(c.note.startswith("sign flipped") or (c.status == "match" and c.kyokan is not None
+                       and abs(c.kyokan + c.paper.value) <= c.paper.tolerance) for c in row) \
                 and any(c.status == "mismatch" for c in row):
             for c in row:
                 if c.status == "match":
