@@ -39,7 +39,7 @@ def build_cmd(
     """
     from kyokan.human.design import STYLES, build_emplifai, build_empo
     from kyokan.human.packets import items_from_file, parse_inputs, write_design
-    from kyokan.report.provenance import provenance
+    from kyokan.provenance import provenance
 
     if style not in STYLES:
         raise KyokanError(f"unknown style {style!r}; choose from {sorted(STYLES)}")
@@ -94,7 +94,7 @@ def import_cmd(
         read_ratings,
     )
     from kyokan.io import write_json, write_jsonl
-    from kyokan.report.provenance import provenance
+    from kyokan.provenance import provenance
 
     if fmt == "empo":
         if key is not None or len(ratings) != 1:
@@ -151,7 +151,7 @@ def agree_cmd(
     """
     from kyokan.human.agree import agree
     from kyokan.io import write_json
-    from kyokan.report.provenance import provenance
+    from kyokan.provenance import provenance
 
     mm = {}
     for m in metric_map:

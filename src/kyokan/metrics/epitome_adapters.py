@@ -157,7 +157,7 @@ class EpitomeAdapters:
         return {m: self.predict(m, seekers, responses) for m in MECHANISMS}
 
     def info(self) -> dict[str, Any]:
-        from kyokan.io import sha256_file
+        from kyokan.provenance import sha256_file
 
         return {"kind": "empo-adapters", "root": str(self.root), "base": self.base_name,
                 **{m: {"folder": str(c.folder), "adapter_sha256": sha256_file(c.folder / "pytorch_adapter.bin"),

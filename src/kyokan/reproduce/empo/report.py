@@ -9,7 +9,7 @@ from typing import Any
 
 from kyokan.io import write_text
 from kyokan.report.html import CSS
-from kyokan.report.table import Table, fmt_p
+from kyokan.tables import Table, fmt_p
 
 TITLES = {"2": "Table 2 — DIFF-EPITOME and BERTScore", "4": "Table 4 — response tries (diversity)",
           "5": "Table 5 — specificity (NIDF) and word choice (IVA distances)",

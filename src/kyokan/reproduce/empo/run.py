@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from kyokan.errors import KyokanError
-from kyokan.io import sha256_file, write_json, write_text
+from kyokan.io import write_json, write_text
+from kyokan.provenance import sha256_file
 from kyokan.reproduce.empo.published import DIMENSIONS, SYSTEMS, TABLE7_PAIRS, Published, published
 
 KIND = "kyokan.reproduce.empo"
