@@ -15,7 +15,8 @@ TITLES = {"2": "Table 2 — DIFF-EPITOME and BERTScore", "4": "Table 4 — respo
           "5": "Table 5 — specificity (NIDF) and word choice (IVA distances)",
           "7": "Table 7 — human evaluation: Cohen's d (pooled SD), one-sided paired t-tests",
           "4.3": "§4.3 — mean reply length (characters)"}
-EXTRA_CSS = ".mismatch td{background:#fff0f0}.match td:nth-last-child(2){color:#176417}"
+EXTRA_CSS = (".mismatch td{background:#fff0f0}.match td:nth-last-child(2){color:#176417}"
+             "td:last-child{text-align:left;max-width:34rem}")
 
 
 def _fmt(v: float | None, digits: int) -> str:
@@ -58,6 +59,9 @@ def write_report(path: str | Path, summary: dict[str, Any]) -> None:
             f"{counts['not_computed']} were not computed. A cell matches when kyokan's value rounds to the "
             "printed one (within half a unit of its last digit).</p>",
             f"<p class='license'>{e(summary['license_note'])}</p>"]
+    if summary.get("subset"):
+        body.append("<div class='standin'><b>The input is a subset of the release</b> — figures are not expected to "
+                    "match the paper: <ul>" + "".join(f"<li>{e(x)}</li>" for x in summary["subset"]) + "</ul></div>")
     if summary.get("skipped"):
         body.append("<div class='missing'><b>Not computed / substituted</b><ul>"
                     + "".join(f"<li>{e(k)}: {e(v)}</li>" for k, v in summary["skipped"].items()) + "</ul></div>")

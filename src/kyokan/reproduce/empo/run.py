@@ -176,7 +176,7 @@ def reproduce_empo(root: str | Path, out_dir: str | Path, opts: EmpoOptions | No
     if subset:
         for c in cells:
             if c.status == "mismatch":
-                c.note = "input is a subset of the release (" + "; ".join(subset) + "): not expected to match. " + c.note
+                c.note = "subset of the release (see the banner): not expected to match. " + c.note
     write_text(out / "comparison.csv", comparison_csv(cells))
     inputs = {k: {"path": str(v), "sha256": sha256_file(v) if Path(v).is_file() else None}
               for k, v in files.items() if v is not None}
