@@ -61,6 +61,8 @@ class EmpoOptions:
     #: EmPO's permutation tests: scipy's ttest_ind(permutations=10000, random_state=34)
     seed: int = 34
     resamples: int = 10000
+    #: worker processes for the response tries (default: up to 2, one per core; 1 = in process)
+    workers: int | None = None
     overrides: dict[str, str] = field(default_factory=dict)
 
 
@@ -131,7 +133,7 @@ def reproduce_empo(root: str | Path, out_dir: str | Path, opts: EmpoOptions | No
     options: dict[str, Any] = {"nidf_counts": str(files["nidf_counts"]) if files.get("nidf_counts") else None,
                                "nrc_vad": str(files["nrc_vad"]) if files.get("nrc_vad") else None,
                                "intensity": str(files["intensity"]) if files.get("intensity") else None}
-    metrics = ["iva", "length", "tries"]
+    metrics = ["iva", "length"]
     if options["nidf_counts"]:
         metrics.insert(0, "nidf")
     else:
@@ -144,6 +146,10 @@ def reproduce_empo(root: str | Path, out_dir: str | Path, opts: EmpoOptions | No
                                          "lexicon (emotion-nrc-affect-lex), last-emotion rule")
     summaries: dict[str, dict[str, Any]] = {}
     rows: dict[str, list[dict[str, Any]]] = {}
+    # response tries are the costly part and independent per system: fold them in worker processes
+    # (one per core) while the other metrics run here
+    texts = {s: [p.gold if s == "human" else p.reply for p in preds["baseline" if s == "human" else s]] for s in SYSTEMS}
+    pool, futures = _tries_pool(texts, prof.name, opts.workers)
     for system in SYSTEMS:
         say(f"metrics: {system}")
         human = system == "human"
@@ -155,6 +161,13 @@ def reproduce_empo(root: str | Path, out_dir: str | Path, opts: EmpoOptions | No
         summaries[system] = evaluate_examples(exs, d, info=info, metrics=names, seed=0, resamples=200,
                                               options=dict(options), profile=prof.name)
         rows[system] = _read_rows(d / "per_example.jsonl")
+    say("response tries")
+    for system in SYSTEMS:
+        st = futures[system].result() if pool else get_profile(prof.name).tries(texts[system], "en")
+        summaries[system]["metrics"]["tries"] = {**st, "profile": prof.name, "rule": prof.tries_rule}
+        write_json(out / "systems" / system / "tries.json", summaries[system]["metrics"]["tries"])
+    if pool:
+        pool.shutdown()
     bert = _bertscore(preds, opts, say, skipped)
     values = {s: _values(summaries[s], rows[s], bert.get(s), bool(options["nrc_vad"])) for s in SYSTEMS}
     tests5 = _table5_tests(rows, opts)
@@ -195,6 +208,25 @@ def reproduce_empo(root: str | Path, out_dir: str | Path, opts: EmpoOptions | No
 
     write_report(out / "report.html", summary)
     return summary
+
+
+def _tries_worker(texts: list[str], profile: str) -> dict[str, Any]:
+    from kyokan.metrics.profiles import get_profile
+
+    return get_profile(profile).tries(texts, "en")
+
+
+def _tries_pool(texts: dict[str, list[str]], profile: str, workers: int | None) -> tuple[Any, dict[str, Any]]:
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    n = workers if workers is not None else min(2, os.cpu_count() or 1)
+    if n <= 1:
+        return None, {}
+    pool = ProcessPoolExecutor(max_workers=n)
+    # longest replies first, so the slowest system does not start last
+    order = sorted(texts, key=lambda s: -sum(len(t) for t in texts[s]))
+    return pool, {s: pool.submit(_tries_worker, texts[s], profile) for s in order}
 
 
 def _bertscore(preds: dict[str, list[Any]], opts: EmpoOptions, say: Callable[[str], None],
