@@ -130,16 +130,19 @@ class LeeFolder:
         self.h = _Hashes()
         self.seqs: list[Gram] = [tuple(t) for t in token_lists]
         self.pre = [self.h.prefix(s) for s in self.seqs]
+        # order keys of token positions that survive edits: a fold renumbers only the changed middle
+        # (between its neighbours' keys), so n-grams after it keep their keys and need no requeue
+        self.rank: list[list[float]] = [[float(i) for i in range(len(s))] for s in self.seqs]
         self.count: dict[int, int] = {}
         self.occ: dict[int, int | dict[int, int]] = {}
-        self.pushed: dict[int, tuple[int, int, int]] = {}
+        self.pushed: dict[int, tuple[int, int, float]] = {}
         self.hashmap: dict[str, Gram] = {}
         self.folds = 0
         self.reused_names = 0
         for k, s in enumerate(self.seqs):
             for g in self.h.changed(self.pre[k], len(s), 0, 0):
                 self._adjust(g, k, 1)
-        self.heap: list[tuple[int, int, int, int, int]] = []
+        self.heap: list[tuple[int, int, int, float, int]] = []
         for g, c in self.count.items():
             if c >= 2:
                 self._push(g, c)
@@ -181,10 +184,27 @@ class LeeFolder:
                 return i
         return -1
 
+    def _first(self, k: int, g: int) -> float:
+        return self.rank[k][self._find(k, g)]
+
+    def _rerank(self, k: int, old_len: int, new_len: int, p: int, q: int) -> bool:
+        """New order keys for reply ``k`` after its tokens ``p:len-q`` changed; False when the gap
+        ran out of float precision and the whole reply was renumbered."""
+        r = self.rank[k]
+        m = new_len - p - q
+        hi = r[old_len - q] if q > 0 else (r[old_len - 1] + 1.0 if old_len else float(m + 1))
+        lo = r[p - 1] if p > 0 else hi - float(m + 1)
+        step = (hi - lo) / (m + 1)
+        if step < 1e-6 * max(1.0, abs(hi)):
+            self.rank[k] = [float(i) for i in range(new_len)]
+            return False
+        self.rank[k] = r[:p] + [lo + step * (j + 1) for j in range(m)] + r[old_len - q:]
+        return True
+
     def _push(self, g: int, c: int) -> None:
         o = self.occ[g]
         k = o if isinstance(o, int) else min(o)
-        pos = self._find(k, g)
+        pos = self._first(k, g)
         n = g & ((1 << _NBITS) - 1)
         w = n * c
         if self.pushed.get(g) != (w, k, pos):
@@ -197,7 +217,8 @@ class LeeFolder:
             if self.pushed.get(g) == (-negw, k, pos):
                 del self.pushed[g]
                 self._chosen = g
-                return self.seqs[k][pos:pos + n]
+                i = self._find(k, g)
+                return self.seqs[k][i:i + n]
         return None
 
     def fold(self, span: Gram) -> None:
@@ -235,9 +256,9 @@ class LeeFolder:
             for g, d in delta.items():
                 if d:
                     self._adjust(g, k, d)
-            # keys of n-grams after the change may have moved: everything not in the prefix
-            touched.update(removed)
-            touched.update(h.changed(new_pre, len(new), p, 0))
+            touched.update(delta)
+            if not self._rerank(k, len(old), len(new), p, q):  # renumbered: every key of this reply moved
+                touched.update(h.changed(new_pre, len(new), 0, 0))
         for g in touched:
             c = self.count.get(g, 0)
             if c >= 2:
