@@ -134,14 +134,15 @@ def test_eval_responses_lee2024_end_to_end(empo_release, tmp_path, cli):
             "--nrc-vad", vad, "--intensity", inten, "--metrics", "nidf,iva,length,diff_epitome", "-o", out)
     assert r.code == 0, r.stderr
     s = json.loads((out / "summary.json").read_text())
-    assert s["profile"]["name"] == "lee2024" and all(m["profile"] == "lee2024" for m in s["metrics"].values())
+    assert s["profile"] == "lee2024" and s["profile_rules"]["nidf_unknown_token"] == 1.0
+    assert all(m["profile"] == "lee2024" for m in s["metrics"].values())
     rows = [json.loads(x) for x in (out / "per_example.jsonl").read_text().splitlines()]
     assert all(r["profile"] == "lee2024" for r in rows)
     df = pd.read_csv(empo_release / BASELINE, sep="~")
     for m in ("ER", "EX", "IP"):
         assert s["metrics"]["diff_epitome"]["means"][f"diff_{m.lower()}"]["mean"] == pytest.approx(df[f"diff_{m}_scores"].mean())
     assert s["metrics"]["length"]["means"]["chars"]["mean"] == pytest.approx(df["gens"].str.len().mean())
-    nidf = [r["nidf"]["nidf"] for r in rows]
+    nidf = [r["values"]["nidf"]["nidf"] for r in rows]
     assert nidf[:2] == pytest.approx([0.329744, 0.258448], abs=5e-7)
     assert not any(v is None or math.isnan(v) for v in nidf)
 

@@ -149,7 +149,8 @@ def test_reproduce_empo_fast(empo_release, tmp_path, cli):
     assert all(c["status"] == "not computed" for c in fb) and "fbert" in s["skipped"]
     # the per-system outputs are kyokan eval responses outputs that name the profile
     sj = json.loads((out / "systems" / "dpo" / "summary.json").read_text())
-    assert sj["profile"]["name"] == "lee2024" and sj["metrics"]["diff_epitome"]["provenance"]["levels"].startswith("given")
+    assert sj["profile"] == "lee2024" and sj["metrics"]["diff_epitome"]["provenance"]["levels"].startswith("given")
+    assert sj["source"] == "dpo"
 
 
 def test_reproduce_empo_missing_files_is_a_clear_error(tmp_path, cli):

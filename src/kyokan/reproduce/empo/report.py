@@ -9,7 +9,7 @@ from typing import Any
 
 from kyokan.io import write_text
 from kyokan.report.html import CSS
-from kyokan.tables import Table, fmt_p
+from kyokan.tables import Table, fmt_num, fmt_p
 
 TITLES = {"2": "Table 2 — DIFF-EPITOME and BERTScore", "4": "Table 4 — response tries (diversity)",
           "5": "Table 5 — specificity (NIDF) and word choice (IVA distances)",
@@ -79,8 +79,8 @@ def write_report(path: str | Path, summary: dict[str, Any]) -> None:
                                f"({summary['table5_tests'][0]['n_resamples']} resamples, seed "
                                f"{summary['table5_tests'][0]['seed']}), as EmPO's notebooks ran scipy's ttest_ind")
             for r in summary["table5_tests"]:
-                tt.add(r["metric"], r["system"], f"{r['mean']:.4f}", f"{r['mean_human']:.4f}", f"{r['welch_t']:.2f}",
-                       fmt_p(r["welch_p"]), fmt_p(r["permutation_p"]))
+                tt.add(r["metric"], r["system"], fmt_num(r["mean"], 4), fmt_num(r["mean_human"], 4),
+                       fmt_num(r["welch_t"], 2), fmt_p(r["welch_p"]), fmt_p(r["permutation_p"]))
             body.append(tt.to_html())
         if table == "7" and summary.get("table7_tests"):
             tt = Table("empo_table7_tests", "Table 7 tests: one-sided paired t-test that A is rated higher than B",
@@ -88,8 +88,9 @@ def write_report(path: str | Path, summary: dict[str, Any]) -> None:
                        caption=f"Bonferroni over the family of {summary['table7_tests'][0]['family']} tests; the paper "
                                "marks cells by uncorrected p and notes that most are not significant after correction")
             for r in summary["table7_tests"]:
-                tt.add(r["pair"], r["dim"], r["n_items"], f"{r['mean_a']:.2f}", f"{r['mean_b']:.2f}", f"{r['t']:.2f}",
-                       fmt_p(r["p"]), fmt_p(r["p_bonferroni"]), f"{r['d_pooled']:.2f}", f"{r['d_z']:.2f}")
+                tt.add(r["pair"], r["dim"], r["n_items"], fmt_num(r["mean_a"], 2), fmt_num(r["mean_b"], 2),
+                       fmt_num(r["t"], 2), fmt_p(r["p"]), fmt_p(r["p_bonferroni"]), fmt_num(r["d_pooled"], 2),
+                       fmt_num(r["d_z"], 2))
             body.append(tt.to_html())
     body.append("<h2 id='inputs'>Inputs</h2><table><thead><tr><th>file</th><th>path</th><th>sha256</th></tr></thead><tbody>"
                 + "".join(f"<tr><td>{e(k)}</td><td>{e(v['path'])}</td><td>{e(v['sha256'] or 'folder')}</td></tr>"

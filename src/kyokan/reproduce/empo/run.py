@@ -84,17 +84,13 @@ class Cell:
                 "note": self.note}
 
 
-def _examples(preds: list[Any], human: bool) -> list[Any]:
-    from kyokan.metrics.registry import Example
-
-    out = []
-    for p in preds:
-        meta: dict[str, Any] = {}
-        if p.levels is not None and not human:
-            meta["epitome_levels"] = p.levels
-        out.append(Example(id=f"ed-test-{p.index}", response=p.gold if human else p.reply, context=p.context,
-                           reference=None if human else p.gold, lang="en", history=p.turns, meta=meta))
-    return out
+def _generation_rows(preds: list[Any], system: str) -> list[dict[str, Any]]:
+    """The GEN rows `kyokan eval responses` scores: the system's replies with the gold reply and
+    the released levels; for ``human`` the gold replies themselves."""
+    if system != "human":
+        return [p.generation_row(system) for p in preds]
+    return [{"id": f"ed-test-{p.index}", "response": p.gold, "context": p.context, "emotion": p.emotion,
+             "lang": "en", "source": "human"} for p in preds]
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
@@ -106,8 +102,9 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
 def reproduce_empo(root: str | Path, out_dir: str | Path, opts: EmpoOptions | None = None,
                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     from kyokan.data.empo import SYSTEM_FILES, find_release_files, read_predictions
+    from kyokan.io import write_jsonl
     from kyokan.metrics.profiles import get_profile
-    from kyokan.metrics.responses import evaluate_examples
+    from kyokan.metrics.responses import evaluate_responses
 
     opts = opts or EmpoOptions()
     say = progress or (lambda _m: None)
@@ -153,14 +150,13 @@ def reproduce_empo(root: str | Path, out_dir: str | Path, opts: EmpoOptions | No
     for system in SYSTEMS:
         say(f"metrics: {system}")
         human = system == "human"
-        exs = _examples(preds["baseline" if human else system], human)
         names = metrics + ([] if human else ["diff_epitome"])
         d = out / "systems" / system
-        src = files["baseline" if human else system]
-        info = {"file": str(src), "column": "gen_targets" if human else "gens", "examples": len(exs)}
-        summaries[system] = evaluate_examples(exs, d, info=info, metrics=names, seed=0, resamples=200,
-                                              options=dict(options), profile=prof.name)
-        rows[system] = _read_rows(d / "per_example.jsonl")
+        gen = d / "generations.jsonl"
+        write_jsonl(gen, _generation_rows(preds["baseline" if human else system], system))
+        summaries[system] = evaluate_responses(gen, d, metrics=names, seed=0, resamples=200, options=dict(options),
+                                               profile=prof.name, source=system).model_dump(mode="json")
+        rows[system] = [r.get("values") or {} for r in _read_rows(d / "per_example.jsonl")]
     say("response tries")
     for system in SYSTEMS:
         st = futures[system].result() if pool else get_profile(prof.name).tries(texts[system], "en")
@@ -299,6 +295,7 @@ def _table5_tests(rows: dict[str, list[dict[str, Any]]], opts: EmpoOptions) -> l
             x = col(s)
             if len(x) < 2:
                 continue
+            # two-sided, as EmPO's notebooks ran scipy's ttest_ind
             w = welch_t(x, h, alternative="two-sided")
             pm = permutation_test(x, h, alternative="two-sided", n_resamples=opts.resamples, seed=opts.seed)
             out.append({"metric": metric, "system": s, "versus": "human", "n": len(x), "n_human": len(h),
@@ -310,7 +307,7 @@ def _table5_tests(rows: dict[str, list[dict[str, Any]]], opts: EmpoOptions) -> l
 
 def _table7(he_path: Path) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
     from kyokan.data.empo import per_item_means, read_he_data
-    from kyokan.stats import bonferroni, cohens_d, paired_t
+    from kyokan.stats import bonferroni, paired_t
 
     means = per_item_means(read_he_data(he_path))
     tests: list[dict[str, Any]] = []
@@ -326,15 +323,16 @@ def _table7(he_path: Path) -> tuple[dict[str, dict[str, Any]], list[dict[str, An
             y = [means[b][i][scale] for i in common]
             if len(common) < 2:
                 continue
+            # one-sided in the direction the paper states (A > B), fixed before looking at the data
             t = paired_t(x, y, alternative="greater")
-            d = cohens_d(x, y)  # pooled SD, as EmPO's notebook computed it
-            vals[key][dim] = d
+            vals[key][dim] = t.d_pooled  # Cohen's d with the pooled SD, as EmPO's notebook computed it
             tests.append({"pair": key, "a": a, "b": b, "dim": dim, "scale": scale, "n_items": len(common),
                           "mean_a": t.mean_a, "mean_b": t.mean_b, "t": t.statistic, "df": t.df, "p": t.pvalue,
-                          "alternative": "greater", "d_pooled": d, "d_z": t.effect_size})
-    ps = [r["p"] for r in tests]
-    for r, padj in zip(tests, bonferroni(ps) if ps else [], strict=True):
-        r["p_bonferroni"] = padj
+                          "alternative": "greater", "d_pooled": t.d_pooled, "d_z": t.d_z})
+    ps = [r["p"] for r in tests if r["p"] is not None]
+    adj = iter(bonferroni(ps) if ps else [])
+    for r in tests:
+        r["p_bonferroni"] = next(adj) if r["p"] is not None else None
         r["family"] = len(ps)
     return vals, tests
 
