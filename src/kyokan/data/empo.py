@@ -203,9 +203,10 @@ HE_DIMENSIONS: dict[str, str] = {"Dim1": "emotion_understanding", "Dim2": "situa
                                  "Dim5": "understandable_consistent"}
 
 
-def read_he_data(path: str | Path) -> list[HumanRating]:
+def read_he_data(path: str | Path, allow_repeats: bool = False) -> list[HumanRating]:
     """Every rating row of EmPO's ``he_data.csv``; sliders must be 0–100, the checkbox 0/1, the
-    model one of ``HE_SOURCES``; an (annotator, ED_index, model) twice is an error."""
+    model one of ``HE_SOURCES``; an (annotator, ED_index, model) twice is an error unless
+    ``allow_repeats`` (the reproduction averages every row, as EmPO's groupby-mean did)."""
     p = Path(path)
     sp = str(p)
     rows = _read_table(p, ",")
@@ -253,7 +254,7 @@ def read_he_data(path: str | Path) -> list[HumanRating]:
         if len(problems) > bad:
             continue
         key = (ann, ed, model)
-        if key in seen:
+        if key in seen and not allow_repeats:
             problems.append(Problem(sp, line, "annotator", f"annotator {ann} rated ED_index {ed} of {model} already at line {seen[key]}"))
             continue
         seen[key] = line

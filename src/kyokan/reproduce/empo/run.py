@@ -309,7 +309,8 @@ def _table7(he_path: Path) -> tuple[dict[str, dict[str, Any]], list[dict[str, An
     from kyokan.data.empo import per_item_means, read_he_data
     from kyokan.stats import bonferroni, paired_t
 
-    means = per_item_means(read_he_data(he_path))
+    # every row counts, repeats included: EmPO's groupby(model, ED_index).mean() over the file
+    means = per_item_means(read_he_data(he_path, allow_repeats=True))
     tests: list[dict[str, Any]] = []
     vals: dict[str, dict[str, Any]] = {}
     for a, b in TABLE7_PAIRS:
