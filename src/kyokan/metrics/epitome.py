@@ -172,7 +172,7 @@ def train_classifier(rows: list[EpitomeRow], cfg: TrainConfig, out: str | Path, 
     model.save_pretrained(str(outp))
     tok.save_pretrained(str(outp))
     dev_metrics: dict[str, Any] = {"n": len(dev)}
-    clf = EpitomeClassifier(outp) if dev or test else None
+    clf = EpitomeClassifier(outp, max_length=cfg.max_length) if dev or test else None
     if dev and clf is not None:
         dev_metrics.update(_scores(clf, dev))
     test_metrics: dict[str, Any] | None = None
