@@ -11,8 +11,16 @@
   B. model loading included: each measurement in a fresh process (imports of torch, transformers
      and bert_score done before the clock starts), alternating the sides.
 
+- profiles (``--only profiles``): NIDF, IVA and response tries under each metric profile
+  (kyokan, lee2024) on 2,540 × 5 replies: the EmPO release sample's 240 replies per system
+  (human, baseline, length-controlled, SFT, DPO) TILED to 2,540 each (the full release is held
+  out; tiling repeats each reply ~10.6 times, which makes folding easier than on real data, so
+  the tries figure is also given on 2,540 distinct real texts: EPITOME's Reddit responses cut to
+  the baseline's mean length). IVA uses the packaged NRC intensity and Warriner V/A for both
+  profiles (the NRC-VAD file is research-only and not in the sample); the lookups cost the same.
+
 Run: HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 .venv/bin/python bench/metrics_bench.py [--reps N]
-     [--only tries,tries_long,nidf,bertscore] [--threads N]
+     [--only tries,tries_long,nidf,bertscore,profiles] [--threads N] [--release DIR]
 """
 
 from __future__ import annotations
@@ -250,6 +258,76 @@ def bench_nidf(reps: int, n: int = 2540) -> None:
         print(f"  {lang}: {dt:.3f} s {_fmt(times)}  (table of {len(corpus)} utterances) mean={mean:.4f}")
 
 
+def release_workload(root: str, n: int = 2540) -> dict[str, tuple[list[str], list[str]]]:
+    """system → (replies, contexts), each tiled to ``n`` from the release sample."""
+    from pathlib import Path
+
+    from kyokan.data.empo import SYSTEM_FILES, read_predictions
+
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    for system in ("human", "baseline", "lenctl", "sft", "dpo"):
+        preds = read_predictions(Path(root) / "predictions" / SYSTEM_FILES["baseline" if system == "human" else system])
+        reps = [p.gold if system == "human" else p.reply for p in preds]
+        ctxs = [p.context for p in preds]
+        out[system] = ([reps[i % len(reps)] for i in range(n)], [ctxs[i % len(ctxs)] for i in range(n)])
+    return out
+
+
+def bench_profiles(root: str, reps: int) -> None:
+    import csv as _csv
+    from pathlib import Path
+
+    from kyokan.metrics.nidf import CountTable
+    from kyokan.metrics.nidf import score_tokens as _score
+    from kyokan.metrics.profiles import get_profile
+    from kyokan.metrics.response.iva import EnglishIVA
+    from kyokan.metrics.tokenize import cached_tokens
+    from kyokan.metrics.treebank import word_tokenize
+
+    work = release_workload(root)
+    table = CountTable.load(Path(root) / "data/empathy_datasets/empathetic_dialogues/ed_counts.pkl")
+    print(f"profiles: 2,540 x 5 replies tiled from the 240-row release sample ({sum(len(v[0]) for v in work.values())} replies)")
+    for name in ("kyokan", "lee2024"):
+        prof = get_profile(name)
+        iva = EnglishIVA(None, prof)
+
+        def clear() -> None:
+            word_tokenize.cache_clear()
+            cached_tokens.cache_clear()
+
+        def nidf(prof: Any = prof) -> float:
+            clear()
+            vals = [_score(table, prof.tokens(r, "en"), prof.nidf_unknown)[0] for rs, _ in work.values() for r in rs]
+            return sum(v for v in vals if v is not None) / len(vals)
+
+        def ivaf(iva: Any = iva) -> int:
+            clear()
+            return sum(1 for rs, cs in work.values() for r, c in zip(rs, cs, strict=True)
+                       if iva.scores(c)["intensity"] is not None and iva.scores(r)["intensity"] is not None)
+
+        t_n, ts_n, mean = _median_time(nidf, reps)
+        t_i, ts_i, _ = _median_time(ivaf, reps)
+        print(f"  {name:8s} NIDF (tokenise + score, 12,700 replies): {t_n:.2f} s {_fmt(ts_n)}  mean {mean:.4f}")
+        print(f"  {name:8s} IVA (tokenise + lookups, 12,700 pairs):  {t_i:.2f} s {_fmt(ts_i)}")
+        for system, (rs, _) in work.items():
+            clear()
+            t_t, ts_t, st = _median_time(lambda rs=rs, prof=prof: prof.tries(rs, "en"), max(1, min(reps, 3)))
+            print(f"  {name:8s} tries {system:8s} (2,540 tiled): {t_t:.2f} s {_fmt(ts_t)}  "
+                  f"templates={st['templates']} span_nodes={st['span_nodes']} total_nodes={st['total_nodes']}")
+    epi = Path(root) / "data/empathy_datasets/epitome"
+    texts: list[str] = []
+    for split in ("train", "val", "test"):
+        with open(epi / f"{split}.csv", encoding="utf-8", newline="") as f:
+            texts += [r["response_post"] for r in _csv.DictReader(f)]
+    texts = [" ".join(t.split()[:30]) for t in texts[:2540]]
+    for name in ("kyokan", "lee2024"):
+        prof = get_profile(name)
+        word_tokenize.cache_clear()
+        t_t, ts_t, st = _median_time(lambda prof=prof: prof.tries(texts, "en"), 1)
+        print(f"  {name:8s} tries on {len(texts)} distinct EPITOME responses (<=30 words): {t_t:.2f} s  "
+              f"folds={st['folds']} total_nodes={st['total_nodes']}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=5)
@@ -258,6 +336,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads on both sides (0: torch's default); 1 is steadier on a busy machine")
     ap.add_argument("--child", nargs=2)
+    ap.add_argument("--release", default=os.environ.get("KYOKAN_EMPO_RELEASE")
+                    or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "empo-release-sample"))
     a = ap.parse_args()
     if a.threads:
         import torch
@@ -273,6 +353,8 @@ def main() -> None:
         bench_tries_long(max(1, min(a.reps, 3)))
     if "nidf" in only:
         bench_nidf(a.reps)
+    if "profiles" in only:
+        bench_profiles(a.release, a.reps)
     if "bertscore" in only:
         bench_label_bertscore_loaded(a.reps)
         bench_label_bertscore_with_load(a.load_reps, a.threads)

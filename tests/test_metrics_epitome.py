@@ -82,10 +82,10 @@ def test_train_and_diff_epitome_end_to_end(tmp_path, tiny_encoder) -> None:
     g = clfs.levels(["My dog died.", "I passed!"], ["ok", "Great news!"])
     r = clfs.levels(["My dog died.", "I passed!"], ["I am so sorry.", "Great news!"])
     expect = diff_epitome(g, r)
-    assert per[0]["diff_epitome"]["mean"] == pytest.approx(expect[0]["mean"])
-    assert per[1]["diff_epitome"]["mean"] == 0  # identical reply
-    assert s["metrics"]["diff_epitome"]["means"]["mean"]["mean"] == pytest.approx(
-        (expect[0]["mean"] + expect[1]["mean"]) / 2)
+    # per_example rows are kyokan.records.ResponseExample: metric values under "values"
+    assert per[0]["values"]["diff_epitome"]["mean"] == pytest.approx(expect[0]["mean"])
+    assert per[1]["values"]["diff_epitome"]["mean"] == 0  # identical reply
+    assert s.metrics["diff_epitome"].means["mean"].mean == pytest.approx((expect[0]["mean"] + expect[1]["mean"]) / 2)
 
 
 def test_epitome_csv_errors_name_the_line(tmp_path) -> None:

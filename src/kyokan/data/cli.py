@@ -1,4 +1,4 @@
-"""`kyokan data validate|stats|sample|split|convert|bundled`."""
+"""`kyokan data validate|stats|sample|split|convert|import|bundled`."""
 
 from __future__ import annotations
 
@@ -235,6 +235,44 @@ def convert_cmd(
 
     n = write_dialogues(output, read_records(path, fmt=fmt, taxonomy=taxonomy, allow_unlabelled=allow_unlabelled), fmt=to)
     out.print(f"{n} dialogues → {output}")
+
+
+@data_app.command("import")
+def import_cmd(
+    path: Path = typer.Argument(..., help="Another tool's file: CSV, TSV or JSONL (or an EmPO prediction file with --preset empo)."),
+    output: Path = typer.Option(..., "-o", "--output", help="JSONL to write (generation rows or dialogues)."),
+    mapping: list[str] = typer.Option([], "--map", "-m", help="TARGET=COLUMN (repeatable or comma-separated); targets: id, response, context, reference, emotion, lang, source, epitome.<er|ex|ip>.<generated|reference> (generations) or id, emotion, situation, lang, turns, context, reply (dialogues)."),
+    kind: str = typer.Option("generations", "--as", help="generations (rows `kyokan eval responses` scores) or dialogues."),
+    preset: str = typer.Option(None, "--preset", help="empo: EmPO's released predictions/preds_*.txt (gens, prevs, gen_targets, EPITOME levels)."),
+    sep: str = typer.Option(None, "--sep", help="Field separator of a CSV (default: , or tab for .tsv; EmPO uses ~)."),
+    lang: str = typer.Option(None, "--lang", help="Language of rows without a lang column (default en)."),
+    source: str = typer.Option(None, "--source", help="System name recorded on every row."),
+    taxonomy: str = typer.Option(None, "--taxonomy", "-t", help=TAX_HELP),
+    json_: bool = typer.Option(False, "--json"),
+) -> None:
+    """Import another tool's rows by a column map (all rows or none: problems as PATH:LINE: field: message).
+
+    Example: kyokan data import preds.tsv --map id=qid,response=output,context=prompt,reference=gold -o gen.jsonl
+    Example: kyokan data import empo/predictions/preds_dlrxxx_zephyr-7b-sft-full_epi.txt --preset empo -o baseline.jsonl
+    Example: kyokan data import pairs.csv --as dialogues --map context=prompt,reply=answer,emotion=label -t ed32 -o d.jsonl
+    """
+    from kyokan.data.importing import EMPO_MAP, import_empo_predictions, import_rows, parse_map
+    from kyokan.io import write_jsonl
+
+    m = parse_map(mapping)
+    if preset == "empo":
+        if m or kind != "generations":
+            rows = import_rows(path, {**EMPO_MAP, **m}, kind=kind, sep=sep or "~", lang=lang, source=source,
+                               taxonomy=taxonomy)
+        else:
+            rows = import_empo_predictions(path, source)
+    elif preset:
+        raise KyokanError(f"unknown preset {preset!r} (empo)")
+    else:
+        rows = import_rows(path, m, kind=kind, sep=sep, lang=lang, source=source, taxonomy=taxonomy)
+    write_jsonl(output, rows)
+    info = {"rows": len(rows), "kind": kind, "output": str(output)}
+    print_json(info) if json_ else out.print(f"{len(rows)} {kind} rows → {output}", markup=False)
 
 
 @data_app.command("bundled")

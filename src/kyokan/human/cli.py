@@ -72,8 +72,9 @@ def build_cmd(
 
 @human_app.command("import")
 def import_cmd(
-    ratings: list[Path] = typer.Argument(..., help="Rating files (CSV or JSONL): rater, item, one column per scale."),
-    key: Path = typer.Option(..., "--key", help="The key file written by `kyokan human build`."),
+    ratings: list[Path] = typer.Argument(..., help="Rating files (CSV or JSONL): rater, item, one column per scale; or EmPO's he_data.csv with --format empo."),
+    key: Path = typer.Option(None, "--key", help="The key file written by `kyokan human build` (not needed with --format empo)."),
+    fmt: str = typer.Option(None, "--format", "-f", help="empo: EmPO's released he_data.csv (sources and items are in the file; no key)."),
     output: Path = typer.Option(..., "-o", "--output", help="Output folder (ratings.jsonl, per_item.jsonl, summary.json)."),
     keep_failed: bool = typer.Option(False, "--keep-failed-attention", help="Keep raters who failed an attention check."),
     json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
@@ -83,18 +84,35 @@ def import_cmd(
     field: message, exit 2, nothing written.
 
     Example: kyokan human import filled_packets.csv --key survey.key.json -o runs/demo/human
+    Example: kyokan human import empo/data/he_data.csv --format empo -o runs/empo-human
     """
-    from kyokan.human.ratings import aggregate, attention_report, load_key, read_ratings
+    from kyokan.human.ratings import (
+        aggregate,
+        attention_report,
+        load_key,
+        read_empo_ratings,
+        read_ratings,
+    )
     from kyokan.io import write_json
     from kyokan.provenance import provenance
     from kyokan.records import HumanSummary, ItemMeans, Rating, write_record, write_rows
 
-    k = load_key(key)
-    rows = read_ratings(list(ratings), k)
+    if fmt == "empo":
+        if key is not None or len(ratings) != 1:
+            raise KyokanError("--format empo reads one he_data.csv and needs no --key")
+        rows, k = read_empo_ratings(ratings[0])
+    elif fmt:
+        raise KyokanError(f"unknown ratings format {fmt!r} (empo, or none with --key)")
+    else:
+        if key is None:
+            raise KyokanError("--key is required (the key of `kyokan human build`), or --format empo for EmPO's he_data.csv")
+        k = load_key(key)
+        rows = read_ratings(list(ratings), k)
     att = attention_report(rows, k)
     failed = {r for r, d in att.items() if d["failed"]}
     agg = aggregate(rows, k, set() if keep_failed else failed)
-    prov = provenance("kyokan human import", {"ratings": [str(p) for p in ratings], "key": str(key),
+    prov = provenance("kyokan human import", {"ratings": [str(p) for p in ratings], "key": str(key) if key else None,
+                                              "format": fmt,
                                               "exclude_failed_attention": not keep_failed}, k.get("seed"))
     summary = {"kind": "kyokan.human.summary", "version": 1, "style": k.get("style"), "scales": k["scales"],
                "ratings": len(agg["rows"]), "raters": agg["raters"],

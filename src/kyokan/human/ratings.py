@@ -205,3 +205,28 @@ def aggregate(ratings: list[Rating], key: dict[str, Any], exclude: set[str]) -> 
         agreement[s.name]["icc"] = [r.to_dict() for r in icc_auto(unit_ratings)] if s.kind != "binary" else []
     return {"rows": rows, "per_item": items_out, "per_source": summary, "agreement": agreement,
             "raters": len(rater_ids), "items": len(items_out)}
+
+
+def _finite(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+def read_empo_ratings(path: str | Path) -> tuple[list[Rating], dict[str, Any]]:
+    """EmPO's released ``he_data.csv`` (kyokan.data.empo.read_he_data) as ratings plus the key
+    its columns imply — the file names each row's source (``model``) and item (``ED_index``) in the
+    clear, so no key from `kyokan human build` is needed. Items are ``<source>:<ED_index>``; scales
+    are EmPO's four 0–100 sliders and the checkbox (kyokan.human.scales.EMPO_DIMENSIONS)."""
+    from kyokan.data.empo import read_he_data
+    from kyokan.human.scales import EMPO_DIMENSIONS
+
+    rows = read_he_data(path)
+    items: dict[str, dict[str, Any]] = {}
+    ratings: list[Rating] = []
+    for r in rows:
+        code = f"{r.source}:{r.ed_index}"
+        items.setdefault(code, {"sample_id": str(r.ed_index), "source": r.source, "emotion": r.emotion or None,
+                                "model": r.model})
+        ratings.append(Rating(r.path, r.line, str(r.annotator), code, None, dict(r.scores)))
+    key = {"style": "empo", "scales": [s.to_dict() for s in EMPO_DIMENSIONS], "items": items,
+           "source_file": str(path), "note": "built from he_data.csv's own model/ED_index columns (no survey key)"}
+    return ratings, key

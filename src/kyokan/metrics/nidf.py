@@ -2,16 +2,21 @@
 
 ``NIDF(w) = (ln c_max − ln c_w) / (ln c_max − ln c_min)`` with ``c_w`` the number of reference
 utterances containing token ``w`` and ``c_min``/``c_max`` the smallest/largest counts of the table.
-A response scores the mean NIDF over its UNIQUE tokens that are in the table; tokens missing from
-the table are left out and reported as coverage. Count tables are versioned JSON files with a
-SHA-256 checksum of their canonical content, so numbers are only compared on the same table.
+A response scores the mean NIDF over its UNIQUE tokens; a token missing from the table is left
+out (profile ``kyokan``) or scores a fixed value (``lee2024``: 1), and coverage is reported either
+way. Count tables are versioned JSON files with a SHA-256 checksum of their canonical content, so
+numbers are only compared on the same table. Lee et al.'s released table (``ed_counts.pkl``, a
+pickle of ``{"word_counts": Counter, "num_sents": dict}``) is read with a restricted unpickler
+that can build only dicts, ``collections.Counter``, strings and integers.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
+import pickle
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +25,7 @@ from typing import Any
 
 from kyokan.errors import KyokanError
 from kyokan.io import write_json
+from kyokan.provenance import sha256_bytes
 
 TABLE_FORMAT = "kyokan-nidf-counts"
 TABLE_VERSION = 1
@@ -75,7 +81,10 @@ class CountTable:
 
     @classmethod
     def load(cls, path: str | Path) -> CountTable:
+        """A kyokan JSON table, or Lee et al.'s ``.pkl`` (read safely, see ``read_count_pickle``)."""
         p = Path(path)
+        if p.suffix.lower() in (".pkl", ".pickle"):
+            return read_count_pickle(p)
         try:
             d = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
@@ -90,6 +99,44 @@ class CountTable:
                    str(d.get("source", p)), want)
 
 
+class _CountUnpickler(pickle.Unpickler):
+    """Builds only what a count table holds: dicts, ``collections.Counter``, str, int (and the
+    tuples a Counter's reduce needs). Any other global is refused, so no code can run."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        from collections import Counter
+
+        if (module, name) == ("collections", "Counter"):
+            return Counter
+        if (module, name) in (("builtins", "dict"), ("__builtin__", "dict")):
+            return dict
+        raise pickle.UnpicklingError(f"refused global {module}.{name} (a count table holds only dicts, str and int)")
+
+
+def read_count_pickle(path: str | Path, lang: str = "en") -> CountTable:
+    """Lee et al. 2024's NIDF count table (``ed_counts.pkl``): ``word_counts`` token → number of
+    ED utterances containing it (NLTK ``word_tokenize`` tokens, case kept)."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise KyokanError(f"{p}: cannot read NIDF count pickle: {e.strerror}") from e
+    try:
+        obj = _CountUnpickler(io.BytesIO(raw)).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
+        raise KyokanError(f"{p}: not a readable count-table pickle: {e}") from e
+    wc = obj.get("word_counts") if isinstance(obj, dict) else None
+    if not isinstance(wc, dict):
+        raise KyokanError(f"{p}: expected a dict with 'word_counts' (Lee et al.'s ed_counts.pkl layout)")
+    bad = next(((k, v) for k, v in wc.items() if not isinstance(k, str) or not isinstance(v, int)
+                or isinstance(v, bool) or v < 1), None)
+    if bad is not None:
+        raise KyokanError(f"{p}: word_counts: entry {bad!r} is not a token with a positive count")
+    counts = {k: int(v) for k, v in wc.items()}
+    return CountTable(counts, 0, lang, "nltk word_tokenize (Lee et al. 2024), case kept",
+                      f"{p} (pickle sha256 {sha256_bytes(raw)})")
+
+
 def build_table(utterances: Iterable[str], lang: str, source: str = "") -> CountTable:
     from kyokan.text import tokens
 
@@ -101,11 +148,14 @@ def build_table(utterances: Iterable[str], lang: str, source: str = "") -> Count
     return CountTable(dict(counts), n, lang, tokenizer_name(lang), source)
 
 
-def score_tokens(table: CountTable, toks: Iterable[str]) -> tuple[float | None, float | None]:
-    """(mean NIDF over the unique in-table tokens, coverage = in-table / unique tokens)."""
+def score_tokens(table: CountTable, toks: Iterable[str],
+                 unknown: float | None = None) -> tuple[float | None, float | None]:
+    """(mean NIDF over the unique tokens, coverage = in-table / unique tokens). A token missing
+    from the table is left out (``unknown=None``) or scores ``unknown`` (Lee et al.: 1)."""
     uniq = set(toks)
     if not uniq:
         return None, None
-    vals = [v for v in (table.nidf(w) for w in uniq) if v is not None]
-    cov = len(vals) / len(uniq)
-    return (sum(vals) / len(vals) if vals else None), cov
+    found = [v for v in (table.nidf(w) for w in uniq) if v is not None]
+    cov = len(found) / len(uniq)
+    vals = found if unknown is None else found + [unknown] * (len(uniq) - len(found))
+    return (math.fsum(vals) / len(vals) if vals else None), cov

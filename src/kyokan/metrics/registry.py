@@ -48,6 +48,8 @@ class MetricContext:
     out_dir: str | None = None
     #: utterances of the reference corpus (for NIDF count tables built on the fly)
     reference_corpus: list[str] | None = None
+    #: the metric profile whose rules apply (kyokan.metrics.profiles)
+    profile: str = "kyokan"
 
 
 class ResponseMetric(ABC):

