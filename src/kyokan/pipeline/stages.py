@@ -54,7 +54,7 @@ def _eval_set(ctx: StageContext) -> Path:
     return _dataset(ctx, "test")
 
 
-@stage("validate", title="validate data")
+@stage("validate", title="validate data", seeded=False)
 def validate_stage(ctx: StageContext) -> dict[str, Any]:
     from kyokan.data import compute_stats, read_records, write_dialogues
     from kyokan.io import write_json
@@ -137,13 +137,16 @@ def prefs_stage(ctx: StageContext) -> dict[str, Any]:
 
 
 def _train(ctx: StageContext, kind: str) -> dict[str, Any]:
+    from kyokan.pipeline.runner import tracker_run_name
     from kyokan.train import resolve, run_dpo, run_sft
 
     sec = ctx.cfg.sft if kind == "sft" else ctx.cfg.dpo
     assert sec is not None
-    # the trainer's run folder (its own config, provenance, checkpoints) sits inside the stage folder
+    # the trainer's run folder (its own config, provenance, checkpoints) sits inside the stage folder;
+    # a tracker run is named after the stage's fingerprint (one per distinct computation)
     over: dict[str, Any] = {"model": sec.model, "output": str(ctx.dir / "run"), "seed": ctx.seed,
-                            "taxonomy": ctx.cfg.data.taxonomy, **sec.options}
+                            "taxonomy": ctx.cfg.data.taxonomy, "report_to": ctx.cfg.run.report_to,
+                            "run_name": tracker_run_name(kind, ctx.fingerprint), **sec.options}
     if sec.preset:
         over["preset"] = sec.preset
     if kind == "sft":
@@ -170,7 +173,8 @@ def _train(ctx: StageContext, kind: str) -> dict[str, Any]:
         if "different settings" not in str(e) and "other settings" not in str(e):
             raise
         res = go(True)
-    ctx.provenance.update({"model": sec.model, "preset": sec.preset})
+    ctx.provenance.update({"model": sec.model, "preset": sec.preset, "report_to": s.report_to,
+                           "tracker_run": s.run_name if s.report_to not in ("none", [], ["none"]) else None})
     gc.collect()
     keep = ("steps", "train_loss", "seconds", "adapter", "global_step", "train_runtime")
     return {k: res[k] for k in keep if k in res} | {"run": str(ctx.dir / "run")}
@@ -389,7 +393,7 @@ def human_stage(ctx: StageContext) -> dict[str, Any]:
             "files": files, "skipped_format_violations": skipped}
 
 
-@stage("report", needs=("generate", "eval_emotions", "eval_responses", "judge", "human"), title="report")
+@stage("report", needs=("generate", "eval_emotions", "eval_responses", "judge", "human"), title="report", seeded=False)
 def report_stage(ctx: StageContext) -> dict[str, Any]:
     from kyokan.report.html import build_report
 
