@@ -189,8 +189,4 @@ def _check(s: TrainSettings) -> None:
     for k in ("batch_size", "per_device_batch_size", "epochs", "lora_r", "max_length", "save_steps", "logging_steps"):
         if int(getattr(s, k)) < 1:
             raise KyokanError(f"{k} must be at least 1")
-    # inputs are checked before anything is written, so a mistake leaves no run folder behind
-    if s.data:
-        data_path(s.data)
-    if s.pairs:
-        data_path(s.pairs, "--pairs")
+
