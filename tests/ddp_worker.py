@@ -47,7 +47,8 @@ def main() -> None:
     sft = run_sft(settings("sft", tmp / "sft-2p", data=str(data), max_steps=4, seed=3, **common))
     seen["sft_steps"] = sft["global_step"]
 
-    dkw = {"data": str(data), "sft": str(tmp / "sft-2p"), "model": None, "epochs": 2, "save_steps": 1, "seed": 5, **common}
+    # two dialogues per label: the rejected reply is a real draw, different in each epoch
+    dkw = {"data": str(tmp / "pairs-data" / "dialogues.jsonl"), "sft": str(tmp / "sft-2p"), "model": None, "epochs": 2, "save_steps": 1, "seed": 5, **common}
     s = settings("dpo", tmp / "dpo-2p", **dkw)
     # what this rank trains from: each pair epoch's rows, and the order the sampler deals them in
     trainer, _ = build_dpo_trainer(s, __import__("kyokan.train", fromlist=["RunDir"]).RunDir(tmp / "probe"))

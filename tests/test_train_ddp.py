@@ -25,10 +25,24 @@ WEIGHT_TOL = 1e-5
 COMMON: dict[str, Any] = {"lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0}
 
 
+def _varied_dialogues(path: Path) -> None:
+    """Two dialogues per label whose replies differ, so the rejected reply is a real draw."""
+    from kyokan.data import Dialogue, Turn, write_dialogues
+    from train_util import LABELS, LISTENER, SPEAKER
+
+    ds = [Dialogue(id=f"{lab}-{k}", situation_id=f"s-{lab}", emotion=lab, lang="en", situation="…",
+                   turns=[Turn("speaker", SPEAKER[lab]), Turn("listener", f"{LISTENER[lab][0]} ({k})"),
+                          Turn("speaker", f"Yes, {k}."), Turn("listener", f"{LISTENER[lab][1]} ({k})")])
+          for lab in LABELS for k in range(2)]
+    path.parent.mkdir(parents=True)
+    write_dialogues(path, ds)
+
+
 @pytest.fixture(scope="module")
 def ddp(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[int, dict[str, Any]]]:
     tmp = tmp_path_factory.mktemp("ddp")
     short_dialogues(tmp, per_label=1)
+    _varied_dialogues(tmp / "pairs-data" / "dialogues.jsonl")
     tiny_model()  # build the cached model once, before two processes race for it
     report = tmp / "report"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
@@ -64,12 +78,13 @@ def test_only_rank_zero_writes(ddp: tuple[Path, dict[int, dict[str, Any]]]) -> N
     # which its resume needs (rng_state_1.pth), and the folders it is saved into
     other = [p for p in w1 if not (p.endswith("/rng_state_1.pth") or p.endswith("/"))]
     assert other == [], other
+    assert all("/checkpoints/checkpoint-" in p for p in w1), w1
 
 
 def test_two_processes_match_one_process(ddp: tuple[Path, dict[int, dict[str, Any]]]) -> None:
     tmp, ranks = ddp
     data = str(tmp / "dialogues.jsonl")
-    assert ranks[0]["sft_steps"] == 4 and ranks[0]["dpo_steps"] == 4
+    assert ranks[0]["sft_steps"] == 4 and ranks[0]["dpo_steps"] == 8  # 8 pairs per epoch, batch 2, 2 epochs
     one = run_sft(settings("sft", tmp / "sft-1p", data=data, max_steps=4, seed=3, batch_size=2,
                            per_device_batch_size=2, **COMMON))
     assert one["global_step"] == 4
@@ -78,7 +93,7 @@ def test_two_processes_match_one_process(ddp: tuple[Path, dict[int, dict[str, An
     assert max(float((a[k] - b[k]).abs().max()) for k in a) <= WEIGHT_TOL
     assert any(float(v.abs().max()) > 1e-4 for k, v in a.items() if "lora_B" in k)  # it trained
     # DPO from the same SFT run, 1 process × batch 2
-    run_dpo(settings("dpo", tmp / "dpo-1p", data=data, sft=str(tmp / "sft-2p"), model=None, epochs=2, save_steps=1,
+    run_dpo(settings("dpo", tmp / "dpo-1p", data=str(tmp / "pairs-data" / "dialogues.jsonl"), sft=str(tmp / "sft-2p"), model=None, epochs=2, save_steps=1,
                      seed=5, batch_size=2, per_device_batch_size=2, **COMMON))
     a, b = adapter_weights(tmp / "dpo-2p" / "adapter-dpo-only"), adapter_weights(tmp / "dpo-1p" / "adapter-dpo-only")
     diff = max(float((a[k] - b[k]).abs().max()) for k in a)
@@ -89,6 +104,7 @@ def test_two_processes_match_one_process(ddp: tuple[Path, dict[int, dict[str, An
 def test_resume_under_two_processes(ddp: tuple[Path, dict[int, dict[str, Any]]]) -> None:
     tmp, ranks = ddp
     assert ranks[0]["stopped"] and ranks[1]["stopped"]
-    assert ranks[0]["resumed_from"].endswith("checkpoint-2") and ranks[1]["resumed_from"] == ranks[0]["resumed_from"]
+    # stopped in step 2's on_step_end, before its checkpoint: resumes from checkpoint-1
+    assert ranks[0]["resumed_from"].endswith("checkpoint-1") and ranks[1]["resumed_from"] == ranks[0]["resumed_from"]
     a, b = adapter_weights(tmp / "dpo-2p" / "adapter-dpo-only"), adapter_weights(tmp / "dpo-2p-cut" / "adapter-dpo-only")
     assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-6

@@ -209,6 +209,7 @@ def run_dpo(s: TrainSettings, *, callbacks: list[Any] | None = None, overwrite: 
                     extra={"pairs_per_epoch": kept, "reference": "sft-adapter-disabled"}, write_result=False)
     if trainer.is_world_process_zero():
         _write_stacked_adapter(run, info, result)
+    trainer.accelerator.wait_for_everyone()  # every rank returns once the run folder is complete
     return result
 
 

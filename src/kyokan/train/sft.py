@@ -131,16 +131,19 @@ def finish(s: TrainSettings, run: RunDir, trainer: Any, out: Any, *, resumed_fro
         "metrics": out.metrics, "adapter": str(run.adapter), "resumed_from": resumed_from,
         **(extra or {}),
     }
-    if not trainer.is_world_process_zero():
-        return result
-    if run.adapter.exists():
-        shutil.rmtree(run.adapter)
-    tmp.rename(run.adapter)
-    write_loss_curve(run, trainer.state.log_history, epoch_of_step)
-    if s.merge:
-        result["merged"] = str(write_merged(trainer, run))
-    if write_result:  # written last: its presence marks the run complete
-        write_json(run.result, result)
+    if trainer.is_world_process_zero():
+        if run.adapter.exists():
+            shutil.rmtree(run.adapter)
+        tmp.rename(run.adapter)
+        write_loss_curve(run, trainer.state.log_history, epoch_of_step)
+        if s.merge:
+            result["merged"] = str(write_merged(trainer, run))
+        if write_result:  # written last: its presence marks the run complete
+            write_json(run.result, result)
+    if write_result:
+        # every rank returns once the run folder is complete, so whatever a rank does next (DPO on
+        # this SFT run, the next pipeline stage) finds it finished
+        trainer.accelerator.wait_for_everyone()
     return result
 
 
