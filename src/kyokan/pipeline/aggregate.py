@@ -130,11 +130,15 @@ def _mean_sd(vals: list[float]) -> tuple[float, float | None]:
     return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else None)
 
 
+def _fmt(v: float) -> str:
+    return f"{v:.3f}" if abs(v) < 1000 else f"{v:.1f}"
+
+
 def _cell(vals: list[float]) -> str:
     if not vals:
         return "–"
     m, sd = _mean_sd(vals)
-    return f"{fmt_num(m, 3)} ± {fmt_num(sd, 3)}" if sd is not None else f"{fmt_num(m, 3)} (1 seed)"
+    return f"{_fmt(m)} ± {_fmt(sd)}" if sd is not None else f"{_fmt(m)} (1 seed)"
 
 
 def _wanted(metric: str, wanted: list[str] | None) -> bool:
@@ -385,16 +389,19 @@ def stability_figure(plan: SweepPlan, c: Collected) -> bytes | str:
 
 
 def runs_table(plan: SweepPlan, c: Collected) -> Table:
-    from kyokan.pipeline.sweep import read_manifest
+    from kyokan.pipeline.sweep import point_done, read_manifest
 
     man = {p.get("name"): p for p in read_manifest(plan.out).get("points", [])}
-    t = Table("sweep_runs", "Runs", ["run", "config", "seed", "status", "exit", "seconds", "stages reused", "tracker runs", "log"])
+    reuse = {r["point"]: r for r in plan.reuse()}
+    t = Table("sweep_runs", "Runs", ["run", "config", "seed", "status", "exit", "seconds", "stages reused", "tracker runs", "log"],
+              caption="stages reused: taken from the shared stage store (computed by another run of the sweep)")
     for p in plan.points:
         rec = man.get(p.name, {})
         tr = rec.get("tracker_runs") or {}
-        t.add(p.name, p.config, p.seed, rec.get("status", "not run"), "–" if rec.get("exit_code") is None else str(rec["exit_code"]),
+        status = "complete" if point_done(plan, p) else rec.get("status", "not run")
+        t.add(p.name, p.config, p.seed, status, "–" if rec.get("exit_code") is None else str(rec["exit_code"]),
               "–" if rec.get("seconds") is None else fmt_num(float(rec["seconds"]), 1),
-              f"{len(rec.get('reused_stages', []))}/{len(p.fingerprints)}", ", ".join(f"{k}: {v}" for k, v in tr.items()) or "–",
+              f"{len(rec.get('reused_stages', reuse[p.name]['reused']))}/{len(p.fingerprints)}", ", ".join(f"{k}: {v}" for k, v in tr.items()) or "–",
               str(Path(rec["log"]).relative_to(plan.out)) if rec.get("log") and Path(rec["log"]).is_relative_to(plan.out) else (rec.get("log") or "–"))
     return t
 
@@ -427,7 +434,7 @@ def aggregate(plan: SweepPlan) -> dict[str, Any]:
             f" · tables as CSV and Markdown in {e(str(tdir))}</p>"]
     if c.failed:
         body.append("<div class='missing'><strong>Runs left out</strong> (failed or not finished):<ul>"
-                    + "".join(f"<li>{e(f['run'])}: {e(f['status'])}" + (f", exit {e(f['exit_code'])}" if f.get("exit_code") is not None else "")
+                    + "".join(f"<li>{e(f['run'])}: {e(f['status'])}" + (f", exit {e(str(f['exit_code']))}" if f.get("exit_code") is not None else "")
                               + (f" — {e(f['error'])}" if f.get("error") else "") + (f" — log {e(f['log'])}" if f.get("log") else "") + "</li>"
                               for f in c.failed) + "</ul></div>")
     for t in tables:

@@ -150,6 +150,8 @@ def resolve(stage: str, *, config: str | Path | None = None, overrides: dict[str
     vals.update(file_vals)
     vals.update(over)
     vals["stage"] = stage
+    if vals.get("data") == f"{BUNDLED_PREFIX}ed-en" and not vals.get("taxonomy"):
+        vals["taxonomy"] = "ed32"  # the bundled EmpatheticDialogues sample's labels
     trainer = dict(vals.pop("trainer", {}) or {})
     s = TrainSettings(**vals, trainer=trainer)
     _check(s)
