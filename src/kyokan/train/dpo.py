@@ -28,7 +28,7 @@ import numpy as np
 from kyokan.errors import KyokanError
 from kyokan.io import write_json
 from kyokan.train.config import TrainSettings
-from kyokan.train.run import RunDir, data_checksums, provenance, trainer_kwargs
+from kyokan.train.run import RunDir, data_checksums, provenance, trainer_kwargs, weights_dtype
 
 EPOCH_COLUMN = "kyokan_pair_epoch"
 
@@ -149,7 +149,7 @@ def build_dpo_trainer(s: TrainSettings, run: RunDir, *, callbacks: list[Any] | N
     tok, source = load_tokenizer(sft_adapter if sft_adapter is not None else path, template)
     info["chat_template"] = source
     set_seed(s.seed)  # the new adapter's random init, before TRL attaches it (see build_sft_trainer)
-    model = load_causal_lm(path)
+    model = load_causal_lm(path, weights_dtype(s))
     if sft_adapter is not None:
         model = merge_adapter(model, sft_adapter)
     if epochs is None:

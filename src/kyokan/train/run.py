@@ -167,6 +167,14 @@ def derive_batch(s: TrainSettings, world: int) -> tuple[int, int]:
     return per, per_rank // per
 
 
+def weights_dtype(s: TrainSettings) -> str:
+    """The dtype the frozen base weights are loaded in: bf16/fp16 on a GPU when training in that
+    precision (half the memory of fp32; PEFT keeps the LoRA weights in fp32), fp32 on a CPU."""
+    if not on_gpu():
+        return "fp32"
+    return {"auto": "bf16", "bf16": "bf16", "fp16": "fp16"}.get(s.precision, "fp32")
+
+
 def trainer_kwargs(s: TrainSettings, run: RunDir) -> dict[str, Any]:
     """Arguments common to SFTConfig and DPOConfig. On a CPU: use_cpu, fp32, no gradient
     checkpointing (TRL's defaults are wrong there). Effective batch = per-device batch × gradient

@@ -16,6 +16,7 @@ from kyokan.train.run import (
     is_main_process,
     provenance,
     trainer_kwargs,
+    weights_dtype,
     write_loss_curve,
 )
 
@@ -79,7 +80,7 @@ def build_sft_trainer(s: TrainSettings, run: RunDir, *, callbacks: list[Any] | N
     # TRL attaches LoRA before the Trainer seeds anything: seed first, so the adapter's random
     # init (and so the run) is the same for the same seed, on every rank and every rerun
     set_seed(s.seed)
-    model = load_causal_lm(path)
+    model = load_causal_lm(path, weights_dtype(s))
     rows = examples if examples is not None else sft_examples(s)
     ds = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
     args = SFTConfig(**trainer_kwargs(s, run), completion_only_loss=True)
