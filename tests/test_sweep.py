@@ -280,3 +280,12 @@ def test_tracker_runs_recorded_per_point(tmp_path: Path) -> None:
     assert tr["n-4_seed-1"]["sft"].startswith("kyokan-sft-")
     assert tr["n-4_seed-1"]["sft"] == tr["n-6_seed-1"]["sft"]  # sample.n does not touch SFT: one shared run
     assert tr["n-4_seed-1"]["sft"] != tr["n-4_seed-2"]["sft"]
+
+
+def test_sets_reach_every_run_as_typed() -> None:
+    import tomllib
+
+    from kyokan.pipeline.sweep import toml_value
+
+    for v in (3, 0.5, True, "a \"q\" é", [1, "x"], {"max_steps": 2, "lora": {"alpha": 8}}, 1e-06):
+        assert tomllib.loads(f"x = {toml_value(v)}")["x"] == v

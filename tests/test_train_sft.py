@@ -138,3 +138,17 @@ def test_bundled_data_on_the_train_cli(tmp_path: Path) -> None:
     assert derive_batch(big, 4) == (8, 2) and derive_batch(big, 8) == (8, 1)
     with pytest.raises(KyokanError, match="cannot be split over 3 processes"):
         derive_batch(big, 3)
+
+
+def test_tracking_passes_through_and_python_m_kyokan(tmp_path: Path) -> None:
+    from kyokan.train.run import RunDir, trainer_kwargs
+
+    s = resolve("sft", overrides={"preset": "cpu-tiny", "model": "x", "data": "d", "output": str(tmp_path / "o")})
+    assert trainer_kwargs(s, RunDir(tmp_path / "o"))["report_to"] == "none"
+    t = resolve("sft", overrides={"preset": "cpu-tiny", "model": "x", "data": "d", "output": str(tmp_path / "o"),
+                                  "report_to": "trackio", "run_name": "kyokan-sft-abc"})
+    kw = trainer_kwargs(t, RunDir(tmp_path / "o"))
+    assert kw["report_to"] == "trackio" and kw["run_name"] == "kyokan-sft-abc"
+    assert t.training_key() == s.training_key()  # tracking changes no weight: a finished run is not "other settings"
+    r = subprocess.run([sys.executable, "-m", "kyokan", "--version"], capture_output=True, text=True, env=ENV, timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith("kyokan ")

@@ -302,8 +302,23 @@ def point_command(plan: SweepPlan, p: SweepPoint) -> list[str]:
     if not plan.share:
         cmd.append("--no-share")
     for k, v in plan.sets.items():
-        cmd += ["--set", f"{k}={json.dumps(v)}"]
+        cmd += ["--set", f"{k}={toml_value(v)}"]
     return cmd
+
+
+def toml_value(v: Any) -> str:
+    """A value as TOML text, the way ``--set KEY=VALUE`` reads it back."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)  # a JSON string is a TOML basic string
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {toml_value(x)}" for k, x in v.items()) + " }"
+    raise KyokanError(f"--set: cannot pass {v!r} on to the runs")
 
 
 def run_point_process(cmd: list[str], log: str) -> int:
