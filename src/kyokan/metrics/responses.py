@@ -65,13 +65,14 @@ def _first_row(path: Path) -> dict[str, Any] | None:
     return None
 
 
-def read_references(path: str | Path) -> tuple[dict[str, Reference], list[str]]:
-    """(id → reference reply and context, every utterance of the file)."""
+def read_references(path: str | Path, taxonomy: str | None = None) -> tuple[dict[str, Reference], list[str]]:
+    """(id → reference reply and context, every utterance of the file); ``taxonomy`` names the
+    labels of the file (an EmpatheticDialogues file has ed32's, not the default's)."""
     from kyokan.data import read_dialogues
 
     refs: dict[str, Reference] = {}
     corpus: list[str] = []
-    for d in read_dialogues(path, allow_unlabelled=True):
+    for d in read_dialogues(path, allow_unlabelled=True, taxonomy=taxonomy):
         corpus.extend(t.text for t in d.turns)
         cr = d.context_and_response()
         if cr is None:
@@ -156,12 +157,13 @@ def _generated_dialogues(p: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def build_examples(gen_path: str | Path, ref_path: str | Path | None, lang: str | None) -> tuple[list[Example], list[str], dict[str, Any]]:
+def build_examples(gen_path: str | Path, ref_path: str | Path | None, lang: str | None,
+                   taxonomy: str | None = None) -> tuple[list[Example], list[str], dict[str, Any]]:
     gens = read_generations(gen_path)
     refs: dict[str, Reference] = {}
     corpus: list[str] = []
     if ref_path is not None:
-        refs, corpus = read_references(ref_path)
+        refs, corpus = read_references(ref_path, taxonomy)
     problems: list[Problem] = []
     examples: list[Example] = []
     excluded = [g for g in gens if g.get("response") is None]
@@ -211,9 +213,9 @@ def summarize(name: str, definition: str, out: MetricOutput, seed: int, resample
 def evaluate_responses(gen_path: str | Path, out_dir: str | Path, *, reference: str | Path | None = None,
                        metrics: Sequence[str] | None = None, lang: str | None = None, seed: int = 0,
                        resamples: int = 1000, options: dict[str, Any] | None = None,
-                       progress: Any = None) -> dict[str, Any]:
+                       progress: Any = None, taxonomy: str | None = None) -> dict[str, Any]:
     t0 = time.time()
-    examples, corpus, info = build_examples(gen_path, reference, lang)
+    examples, corpus, info = build_examples(gen_path, reference, lang, taxonomy)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if not examples:  # every generated row broke the format: nothing to measure, and say so

@@ -310,7 +310,8 @@ def eval_responses_stage(ctx: StageContext) -> dict[str, Any]:
     for i, (label, gen) in enumerate(files):
         ctx.progress(i, len(files), label)
         s = evaluate_responses(gen, ctx.dir / _folder(label), reference=ref, metrics=sec.metrics,
-                               lang=ctx.cfg.run.lang, seed=ctx.seed, options=sec.options)
+                               lang=ctx.cfg.run.lang, seed=ctx.seed, options=sec.options,
+                               taxonomy=ctx.cfg.data.taxonomy)
         out[label] = {name: (m.get("means") or {}) for name, m in s.get("metrics", {}).items()}
     return {"systems": list(out)}
 
