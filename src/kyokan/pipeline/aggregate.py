@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kyokan.io import write_json, write_text
-from kyokan.report.table import Table, fmt_num, fmt_p
+from kyokan.tables import Table, fmt_num, fmt_p
 
 if TYPE_CHECKING:
     from kyokan.pipeline.sweep import SweepPlan
