@@ -66,20 +66,26 @@ def main() -> None:
     ap.add_argument("--config", type=Path, default=ROOT / "examples" / "sweep_cpu.toml")
     ap.add_argument("--set", action="append", default=[], help="KEY=VALUE passed to every run")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--variant", choices=("both", "shared", "not-shared"), default="both",
+                    help="run one variant only (e.g. the two side by side, under the same load)")
     a = ap.parse_args()
-    res: dict[str, list[tuple[float, int, float, int]]] = {"shared": [], "not shared": []}
+    res: dict[str, list[tuple[float, int, float, int]]] = {}
     for _ in range(a.repeat):
-        res["shared"].append(run(a.config, a.set, True))
-        res["not shared"].append(run(a.config, a.set, False))
-    print(f"sweep: {a.config} {' '.join(a.set)} — {res['shared'][0][3]} runs, {a.repeat} repetition(s), "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}")
+        if a.variant in ("both", "shared"):
+            res.setdefault("shared", []).append(run(a.config, a.set, True))
+        if a.variant in ("both", "not-shared"):
+            res.setdefault("not shared", []).append(run(a.config, a.set, False))
+    first = next(iter(res.values()))[0]
+    print(f"sweep: {a.config} {' '.join(a.set)} — {first[3]} runs, {a.repeat} repetition(s), "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}, load average {os.getloadavg()[0]:.1f}")
     print(f"{'variant':<12} {'wall s (median)':>16} {'stage runs':>11} {'stage s (median)':>17}")
     walls = {}
     for k, rows in res.items():
         walls[k] = statistics.median(r[0] for r in rows)
         print(f"{k:<12} {walls[k]:>16.1f} {rows[0][1]:>11d} {statistics.median(r[2] for r in rows):>17.1f}")
-    print(f"saving: {walls['not shared'] - walls['shared']:.1f} s wall "
-          f"({100 * (1 - walls['shared'] / walls['not shared']):.0f} %)")
+    if len(walls) == 2:
+        print(f"saving: {walls['not shared'] - walls['shared']:.1f} s wall "
+              f"({100 * (1 - walls['shared'] / walls['not shared']):.0f} %)")
 
 
 if __name__ == "__main__":
