@@ -118,7 +118,7 @@ def predict_emotions(data: str | Path, model_spec: str, out_dir: str | Path, *, 
                     continue
                 raw = parse_answer(res.text)
                 pred, off = normalize_prediction(tax, raw)
-                app.write({"id": d.id, "gold": d.emotion, "predicted": pred, "raw": res.text, "answer": raw,
+                app.write({"kind": "kyokan.eval.prediction", "version": 1, "id": d.id, "gold": d.emotion, "predicted": pred, "raw": res.text, "answer": raw,
                            "off_list": off, "lang": d.lang})
                 written += 1
             if progress:

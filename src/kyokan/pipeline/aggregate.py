@@ -50,70 +50,72 @@ def _num(v: Any) -> float | None:
     return None
 
 
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    from kyokan.io import read_rows
-
-    return read_rows(path)
-
-
 def _state_outputs(stage_dir: Path) -> dict[str, Any]:
-    try:
-        st = json.loads((stage_dir / "stage.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
+    from kyokan.pipeline.runner import _read_state
+
+    st = _read_state(stage_dir)
     return st.get("outputs", {}) if st.get("status") == "complete" else {}
 
 
 def read_run_outputs(run_dir: Path) -> RunOutputs:
-    """THE reader of stage outputs for the sweep (one function, so it can move to the typed
-    ``kyokan.records`` readers in one place): ``eval_responses/<system>/summary.json`` +
-    ``per_example.jsonl`` (metric ``<metric>.<field>``), ``judge/judged.jsonl`` (``judge.<metric>``,
-    per item; the system mean is the mean over items, format violations at the scale minimum as
-    the judge summary counts them) and ``generate/<system>/generated.jsonl`` (``format_ok``, 0/1)."""
+    """THE reader of stage outputs for the sweep, on the typed ``kyokan.records`` readers:
+    ``eval_responses/<system>/summary.json`` (ResponsesSummary: metric ``<metric>.<field>`` from
+    ``means``, system-level ``values``) + ``per_example.jsonl`` (ResponseExample),
+    ``judge/judged.jsonl`` (JudgedRow: ``judge.<metric>`` per item; the system mean is the mean
+    over items, format violations at the scale minimum as the judge summary counts them) and the
+    generated rows (GeneratedDialogue: ``format_ok``, 0/1 per item)."""
+    from kyokan.errors import KyokanError
     from kyokan.pipeline.stages import _folder
+    from kyokan.records import (
+        GeneratedDialogue,
+        JudgedRow,
+        ResponseExample,
+        ResponsesSummary,
+        read_record,
+        read_rows,
+    )
 
     res = RunOutputs()
     er = run_dir / "eval_responses"
-    for label in _state_outputs(er).get("systems", []):
+    for label in _state_outputs(er).get("systems", {}):
         d = er / _folder(label)
         try:
-            summ = json.loads((d / "summary.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            res.problems.append(f"{d / 'summary.json'}: {e}")
+            summ = read_record(d / "summary.json", ResponsesSummary)
+            examples = read_rows(d / "per_example.jsonl", ResponseExample)
+        except (OSError, KyokanError) as e:
+            res.problems.append(f"{d}: {e}")
             continue
-        for m, ms in (summ.get("metrics") or {}).items():
-            for f, cell in (ms.get("means") or {}).items():
-                v = _num(cell.get("mean")) if isinstance(cell, dict) else None
-                if v is not None:
-                    res.values[(label, f"{m}.{f}")] = v
-            for k, v in ms.items():  # system-level fields (response tries, …)
-                if k not in ("means", "seconds") and _num(v) is not None:
-                    res.values[(label, f"{m}.{k}")] = float(v)
-        for row in _jsonl(d / "per_example.jsonl"):
-            for m, vals in row.items():
-                if isinstance(vals, dict):
-                    for f, v in vals.items():
-                        x = _num(v)
-                        if x is not None and (label, f"{m}.{f}") in res.values:
-                            res.items.setdefault((label, f"{m}.{f}"), {})[str(row["id"])] = x
-    jd = run_dir / "judge"
-    if _state_outputs(jd):
-        sums: dict[tuple[str, str], list[float]] = defaultdict(list)
-        for row in _jsonl(jd / "judged.jsonl"):
-            system = str(row.get("source_model") or "unknown")
-            item = str(row["id"]).split("::", 1)[-1]
-            for m, v in (row.get("scores") or {}).items():
+        for m, ms in summ.metrics.items():
+            for f, cell in ms.means.items():
+                if cell.mean is not None:
+                    res.values[(label, f"{m}.{f}")] = float(cell.mean)
+            for k, v in ms.values.items():  # system-level values (response tries, …)
                 x = _num(v)
                 if x is not None:
-                    res.items.setdefault((system, f"judge.{m}"), {})[item] = x
-                    sums[(system, f"judge.{m}")].append(x)
+                    res.values[(label, f"{m}.{k}")] = x
+        for ex in examples:
+            if ex.excluded:
+                continue
+            for m, vals in ex.values.items():
+                for f, v in vals.items():
+                    x = _num(v)
+                    if x is not None and (label, f"{m}.{f}") in res.values:
+                        res.items.setdefault((label, f"{m}.{f}"), {})[ex.id] = x
+    jd = run_dir / "judge"
+    if _state_outputs(jd) and (jd / "judged.jsonl").is_file():
+        sums: dict[tuple[str, str], list[float]] = defaultdict(list)
+        for row in read_rows(jd / "judged.jsonl", JudgedRow):
+            for m, v in row.scores.items():
+                x = _num(v)
+                if x is not None:
+                    res.items.setdefault((row.source_model, f"judge.{m}"), {})[row.dialogue_id] = x
+                    sums[(row.source_model, f"judge.{m}")].append(x)
         for key, vs in sums.items():
             res.values[key] = sum(vs) / len(vs)
     gd = run_dir / "generate"
     for label, info in (_state_outputs(gd).get("systems") or {}).items():
-        rows = _jsonl(Path(info.get("output", gd / _folder(label) / "generated.jsonl")))
-        ok = {str(r["id"]): float(bool(((r.get("meta") or {}).get("generation") or {}).get("format_ok", True)))
-              for r in rows}
+        path = Path(info.get("output", gd / _folder(label) / "generated.jsonl"))
+        ok = {r.id: float(r.meta.generation.format_ok) for r in read_rows(path, GeneratedDialogue)}
         if ok:
             res.items[(label, "format_ok")] = ok
             res.values[(label, "format_ok")] = sum(ok.values()) / len(ok)
