@@ -19,7 +19,7 @@ from kyokan.errors import Problem
 from kyokan.taxonomy import Taxonomy, get_taxonomy
 from kyokan.text import is_blank
 
-_LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+_LANG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")  # fullmatch: "ja\n" is not a code
 _JA_TEXT_FIELDS = ("situation",)
 _INVISIBLE_ONLY = "is empty after normalisation (only invisible characters: zero-width, bidi controls, fillers)"
 
@@ -54,7 +54,7 @@ def _fast_valid(obj: Any, taxonomy: Taxonomy) -> str | None:
         v = obj[k]
         if type(v) is not str or is_blank(v):
             return None
-    if not _LANG.match(obj["lang"]):
+    if not _LANG.fullmatch(obj["lang"]):
         return None
     meta = obj.get("meta")
     if meta is not None and type(meta) is not dict:
@@ -123,7 +123,7 @@ def check_record(obj: Any, taxonomy: Taxonomy, path: str, line: int, *,
                 continue
             bad(k, "is empty" if not v.strip() else _INVISIBLE_ONLY)
     lang = obj.get("lang")
-    if isinstance(lang, str) and lang.strip() and not _LANG.match(lang):
+    if isinstance(lang, str) and lang.strip() and not _LANG.fullmatch(lang):
         bad("lang", f"{lang!r} is not a language code (e.g. ja, en)")
 
     emotion = obj.get("emotion", "")
