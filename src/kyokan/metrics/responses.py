@@ -83,6 +83,7 @@ def read_references(path: str | Path, taxonomy: str | None = None) -> tuple[dict
 
     refs: dict[str, Reference] = {}
     corpus: list[str] = []
+    # ``taxonomy`` names the file's labels (an EmpatheticDialogues file has ed32's, not the default's)
     for d in read_dialogues(path, allow_unlabelled=True, taxonomy=taxonomy):
         corpus.extend(t.text for t in d.turns)
         cr = d.context_and_response()

@@ -74,6 +74,56 @@ def demo_cmd(
         out.print(f"report: {rep}")
 
 
+def sweep_cmd(
+    config: Path = typer.Argument(..., help="Run configuration with a [sweep] table (TOML)."),
+    out_dir: Path = typer.Option(None, "-o", "--out", help="Sweep folder (default: run.out/<sweep name>)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs and the stages each reuses; run nothing."),
+    set_: list[str] = typer.Option(None, "--set", help="Override a config key for every run: --set sample.n=10"),
+    no_share: bool = typer.Option(False, "--no-share", help="Every run computes all its stages (no shared stage store)."),
+    aggregate_only: bool = typer.Option(False, "--aggregate-only", help="Only rebuild the tables and figures from finished runs."),
+    point: str = typer.Option(None, "--point", hidden=True, help="Run one point (what the launchers call)."),
+) -> None:
+    """Seeds × a grid of overrides as runs that share every stage with the same fingerprint;
+    then mean ± SD over seeds per system and metric, tests between systems, figures (HTML + CSV).
+
+    Example: kyokan sweep examples/sweep_cpu.toml --dry-run
+    Example: kyokan sweep examples/sweep_cpu.toml -o runs/sweep_cpu
+    """
+    from kyokan.pipeline.sweep import describe, expand, run_one, run_sweep
+
+    plan = expand(config, _parse_sets(set_ or []), out=out_dir, share=not no_share)
+    if point is not None:
+        run_one(plan, point, console=out)
+        return
+    if dry_run:
+        from rich.table import Table
+
+        t = Table(title=f"sweep {plan.out}: {len(plan.points)} runs, launcher {plan.sweep.launcher}"
+                  + ("" if plan.share else " (no stage sharing)"))
+        for c in ("run", "overrides", "seed", "reused stages", "computes", "state"):
+            t.add_column(c)
+        for row in describe(plan):
+            t.add_row(*row)
+        out.print(t)
+        distinct = {(s, fp) for p in plan.points for s, fp in p.fingerprints.items()}
+        total = sum(len(p.fingerprints) for p in plan.points)
+        out.print(f"{total} stage runs, {len(distinct) if plan.share else total} computed"
+                  + (f" ({total - len(distinct)} shared)" if plan.share else ""))
+        return
+    from kyokan.pipeline.aggregate import aggregate
+    from kyokan.pipeline.sweep import SweepFailed
+
+    runs = {} if aggregate_only else run_sweep(plan, say=out.print)
+    info = aggregate(plan)
+    out.print(f"sweep folder: {plan.out}")
+    out.print(f"aggregate: {info['html']}  (tables: {info['tables_dir']})")
+    failed = [n for n, r in runs.items() if r.get("status") == "failed"]
+    if failed:
+        raise SweepFailed(f"{len(failed)} of {len(plan.points)} runs failed: {', '.join(failed)} "
+                          f"(logs: {plan.runs_dir}/<run>/run.log); the aggregate leaves them out")
+
+
 def register(app: typer.Typer) -> None:
     app.command("run")(run_cmd)
     app.command("demo")(demo_cmd)
+    app.command("sweep")(sweep_cmd)

@@ -29,6 +29,9 @@ class RunSection(_Section):
     lang: Literal["ja", "en"] = "ja"
     #: stages to run, in pipeline order; default: every stage that has a section
     stages: list[str] | None = None
+    #: experiment tracking for the training stages: TRL's ``report_to`` ("none", "trackio",
+    #: "wandb", "mlflow", … or a list); not part of any fingerprint (it changes no result)
+    report_to: str | list[str] = "none"
 
     @field_validator("stages")
     @classmethod
@@ -132,6 +135,61 @@ class ReportSection(_Section):
     order: list[str] | None = None
 
 
+#: stages whose section has its own ``seed`` (else they use ``run.seed``)
+SEEDED_SECTIONS = ("split", "sample", "prefs")
+
+
+class SweepTests(_Section):
+    """Significance tests between systems in the aggregate (kyokan.stats)."""
+
+    #: system pairs to test, [a, b] (labels as in the generate stage); default: every pair
+    pairs: list[tuple[str, str]] | None = None
+    #: two-sided unless a direction is stated; "greater" tests a > b for every listed pair,
+    #: so a one-sided test needs ``pairs`` (the direction is fixed before seeing any result)
+    alternative: Literal["two-sided", "greater", "less"] = "two-sided"
+    resamples: int = Field(9999, gt=0)
+    seed: int = 0
+
+    @field_validator("alternative")
+    @classmethod
+    def _direction_needs_pairs(cls, v: str, info: Any) -> str:
+        if v != "two-sided" and not info.data.get("pairs"):
+            raise ValueError("a one-sided test needs sweep.tests.pairs (which system is expected higher)")
+        return v
+
+
+class SweepSection(_Section):
+    """``kyokan sweep``: one run per (grid point × seed); runs share every stage whose
+    fingerprint is the same."""
+
+    #: folder name of the sweep (default: run.name)
+    name: str | None = None
+    #: the run seed of each repetition (training, pair draws, generation); default [run.seed]
+    seeds: list[int] | None = None
+    #: dotted config key → list of values; the runs are the cartesian product
+    #: (``"sft.options.lora_alpha" = [16, 64]``, or nested: ``[sweep.grid.dpo.options] beta = [...]``)
+    grid: dict[str, Any] = Field(default_factory=dict)
+    #: explicit points instead of (or combined with) the grid: tables of dotted keys, optional ``name``
+    points: list[dict[str, Any]] = Field(default_factory=list)
+    #: stages that keep the base config's seed for every sweep seed, so every run is trained and
+    #: scored on the same data split and evaluation sample (EmPO: 4 training runs, one test set)
+    keep_seed: list[Literal["split", "sample", "prefs"]] = Field(default_factory=lambda: ["split", "sample"])  # type: ignore[arg-type]
+    #: "local" (one run after another, default) or "submitit" (SLURM; or its local executor)
+    launcher: Literal["local", "submitit"] = "local"
+    #: submitit executor parameters: cluster = "slurm" | "local" | "debug", timeout_min,
+    #: slurm_partition, gpus_per_node, cpus_per_task, mem_gb, slurm_array_parallelism, …
+    submitit: dict[str, Any] = Field(default_factory=dict)
+    #: the swept key on the figures' x axis (default: the first grid key)
+    x: str | None = None
+    #: metrics in the tables and figures (ids as in the aggregate, e.g. "length.chars",
+    #: "judge.empathy"; prefix match); default: all
+    metrics: list[str] | None = None
+    #: the metric of the stability figure (EmPO Figure 3); default: DIFF-EPITOME's mean over ER/EX/IP
+    #: when present, else the first metric
+    stability_metric: str | None = None
+    tests: SweepTests = Field(default_factory=SweepTests)  # type: ignore[arg-type]
+
+
 class RunConfig(_Section):
     run: RunSection = Field(default_factory=RunSection)
     data: DataSection
@@ -146,6 +204,7 @@ class RunConfig(_Section):
     judge: JudgeSection | None = None
     human: HumanSection | None = None
     report: ReportSection | None = None
+    sweep: SweepSection | None = None
 
     def stages(self) -> list[str]:
         """Stages to run, in pipeline order: the ``run.stages`` list or every configured stage."""

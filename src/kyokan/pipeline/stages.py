@@ -54,7 +54,7 @@ def _eval_set(ctx: StageContext) -> Path:
     return _dataset(ctx, "test")
 
 
-@stage("validate", title="validate data")
+@stage("validate", title="validate data", seeded=False)
 def validate_stage(ctx: StageContext) -> dict[str, Any]:
     from kyokan.data import compute_stats, read_records, write_dialogues
     from kyokan.io import write_json
@@ -137,13 +137,16 @@ def prefs_stage(ctx: StageContext) -> dict[str, Any]:
 
 
 def _train(ctx: StageContext, kind: str) -> dict[str, Any]:
+    from kyokan.pipeline.runner import tracker_run_name
     from kyokan.train import resolve, run_dpo, run_sft
 
     sec = ctx.cfg.sft if kind == "sft" else ctx.cfg.dpo
     assert sec is not None
-    # the trainer's run folder (its own config, provenance, checkpoints) sits inside the stage folder
+    # the trainer's run folder (its own config, provenance, checkpoints) sits inside the stage folder;
+    # a tracker run is named after the stage's fingerprint (one per distinct computation)
     over: dict[str, Any] = {"model": sec.model, "output": str(ctx.dir / "run"), "seed": ctx.seed,
-                            "taxonomy": ctx.cfg.data.taxonomy, **sec.options}
+                            "taxonomy": ctx.cfg.data.taxonomy, "report_to": ctx.cfg.run.report_to,
+                            "run_name": tracker_run_name(kind, ctx.fingerprint), **sec.options}
     if sec.preset:
         over["preset"] = sec.preset
     if kind == "sft":
@@ -170,7 +173,8 @@ def _train(ctx: StageContext, kind: str) -> dict[str, Any]:
         if "different settings" not in str(e) and "other settings" not in str(e):
             raise
         res = go(True)
-    ctx.provenance.update({"preset": sec.preset})
+    ctx.provenance.update({"preset": sec.preset, "report_to": s.report_to,
+                           "tracker_run": s.run_name if s.report_to not in ("none", [], ["none"]) else None})
     ctx.used_model("trained", sec.model, label=kind, adapter=str(ctx.dir / "run" / "adapter"))
     gc.collect()
     keep = ("steps", "train_loss", "seconds", "adapter", "global_step", "train_runtime")
@@ -315,7 +319,8 @@ def eval_responses_stage(ctx: StageContext) -> dict[str, Any]:
     for i, (label, gen) in enumerate(files):
         ctx.progress(i, len(files), label)
         s = evaluate_responses(gen, ctx.dir / _folder(label), reference=ref, metrics=sec.metrics,
-                               lang=ctx.cfg.run.lang, seed=ctx.seed, options=sec.options, source=label)
+                               lang=ctx.cfg.run.lang, seed=ctx.seed, options=sec.options, source=label,
+                               taxonomy=ctx.cfg.data.taxonomy)
         out[label] = {"summary": str(ctx.dir / _folder(label) / "summary.json"), "examples": s.inputs.examples,
                       "truncated": s.inputs.truncated}
         for lic in s.licenses:
@@ -406,7 +411,7 @@ def human_stage(ctx: StageContext) -> dict[str, Any]:
             "files": files, "skipped_format_violations": skipped}
 
 
-@stage("report", needs=("generate", "eval_emotions", "eval_responses", "judge", "human"), title="report")
+@stage("report", needs=("generate", "eval_emotions", "eval_responses", "judge", "human"), title="report", seeded=False)
 def report_stage(ctx: StageContext) -> dict[str, Any]:
     from kyokan.report.html import build_report
     from kyokan.report.tables import ReportOptions

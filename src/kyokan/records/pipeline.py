@@ -47,7 +47,8 @@ class StageProvenance(Record):
     version: Literal[1] = 1
     stage: str
     config: dict[str, Any] | None = None
-    seed: int
+    #: the seed the stage really used (its section's, else run.seed); None for stages that draw nothing
+    seed: int | None = None
     lang: str | None = None
     fingerprint: str
     config_path: str | None = None

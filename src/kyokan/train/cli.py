@@ -40,6 +40,10 @@ def _run(stage: str, config: Path | None, overrides: dict[str, Any], overwrite: 
             from kyokan.train.dpo import run_dpo
 
             res = run_dpo(s, overwrite=overwrite)
+    from kyokan.train.run import is_main_process
+
+    if not is_main_process():
+        return  # under torchrun / accelerate launch one summary, from rank 0
     if json_:
         print_json(res)
         return
@@ -54,7 +58,7 @@ def sft_cmd(
     config: Path = typer.Option(None, "-c", "--config", help=CONFIG_HELP),
     preset: str = typer.Option(None, "--preset", help="empo | cpu-tiny (see `kyokan train presets`)."),
     model: str = typer.Option(None, "--model", "-m", help="Packaged name (smollm2-135m, gemma3-270m), local folder or cached hub id."),
-    data: str = typer.Option(None, "--data", "-d", help="Dialogues (any layout `kyokan data` reads) or a prompt/completion JSONL."),
+    data: str = typer.Option(None, "--data", "-d", help="Dialogues (any layout `kyokan data` reads; bundled:ja / bundled:ed-en for the samples) or a prompt/completion JSONL."),
     output: str = typer.Option(None, "-o", "--output", help="Run folder (rerun the same command to resume)."),
     taxonomy: str = typer.Option(None, "--taxonomy", "-t", help="Taxonomy of the dialogue labels."),
     seed: int = typer.Option(None, "--seed", help="Seed (LoRA init, data order, dropout)."),
@@ -70,13 +74,16 @@ def sft_cmd(
     target_modules: str = typer.Option(None, "--target-modules", help="'all-linear' or comma-separated module names."),
     save_steps: int = typer.Option(None, "--save-steps"), logging_steps: int = typer.Option(None, "--logging-steps"),
     merge: bool = typer.Option(None, "--merge/--no-merge", help="Also write RUN/merged (the full model)."),
+    report_to: str = typer.Option(None, "--report-to", help="Experiment tracker(s) for TRL: none (default), trackio, wandb, mlflow; comma-separated for several."),
+    run_name: str = typer.Option(None, "--run-name", help="The tracker's run name."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start the run folder over."),
     json_: bool = typer.Option(False, "--json", help="Print result.json."),
 ) -> None:
     """Supervised fine-tuning with LoRA on prompt/completion conversations (loss on listener turns only).
 
     Example: kyokan train sft --preset cpu-tiny --model smollm2-135m --data dialogues.jsonl -o runs/sft
-    Example: accelerate launch -m kyokan.cli train sft -c examples/train_sft_empo.toml
+    Example: torchrun --standalone --nproc_per_node 2 -m kyokan train sft --preset cpu-tiny --model smollm2-135m --data bundled:ed-en --max-steps 2 -o runs/sft2
+    Example: accelerate launch -m kyokan train sft -c examples/train_sft_empo.toml
     """
     tm = [t.strip() for t in target_modules.split(",")] if target_modules and target_modules != "all-linear" else target_modules
     _run("sft", config, _common(preset=preset, model=model, data=data, output=output, taxonomy=taxonomy, seed=seed,
@@ -84,8 +91,16 @@ def sft_cmd(
                                 max_steps=max_steps, learning_rate=lr, batch_size=batch_size,
                                 per_device_batch_size=per_device_batch_size, max_length=max_length, lora_r=lora_r,
                                 lora_alpha=lora_alpha, lora_dropout=lora_dropout, target_modules=tm,
-                                save_steps=save_steps, logging_steps=logging_steps, merge=merge),
+                                save_steps=save_steps, logging_steps=logging_steps, merge=merge,
+                                report_to=_trackers(report_to), run_name=run_name),
          overwrite, json_)
+
+
+def _trackers(v: str | None) -> str | list[str] | None:
+    if v is None:
+        return None
+    parts = [p.strip() for p in v.split(",") if p.strip()]
+    return parts[0] if len(parts) == 1 else parts
 
 
 @train_app.command("dpo")
@@ -109,6 +124,8 @@ def dpo_cmd(
     lora_r: int = typer.Option(None, "--lora-r"), lora_alpha: int = typer.Option(None, "--lora-alpha"),
     save_steps: int = typer.Option(None, "--save-steps"), logging_steps: int = typer.Option(None, "--logging-steps"),
     merge: bool = typer.Option(None, "--merge/--no-merge", help="Also write RUN/merged (base + SFT + DPO)."),
+    report_to: str = typer.Option(None, "--report-to", help="Experiment tracker(s): none (default), trackio, wandb, mlflow."),
+    run_name: str = typer.Option(None, "--run-name", help="The tracker's run name."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     json_: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -116,13 +133,14 @@ def dpo_cmd(
 
     Example: kyokan train dpo --preset cpu-tiny --sft runs/sft --pairs pairs/ -o runs/dpo
     Example: kyokan train dpo --preset empo --sft runs/sft --data train.jsonl --seed 13 -o runs/dpo
+    Example: torchrun --standalone --nproc_per_node 2 -m kyokan train dpo --preset cpu-tiny --sft runs/sft2 --data bundled:ed-en --max-steps 2 -o runs/dpo2
     """
     _run("dpo", config, _common(preset=preset, sft=sft, model=model, pairs=pairs, data=data, strategy=strategy,
                                 output=output, taxonomy=taxonomy, seed=seed, system=system, epochs=epochs,
                                 max_steps=max_steps, beta=beta, learning_rate=lr, batch_size=batch_size,
                                 per_device_batch_size=per_device_batch_size, max_length=max_length, lora_r=lora_r,
                                 lora_alpha=lora_alpha, save_steps=save_steps, logging_steps=logging_steps,
-                                merge=merge),
+                                merge=merge, report_to=_trackers(report_to), run_name=run_name),
          overwrite, json_)
 
 

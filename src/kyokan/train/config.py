@@ -72,10 +72,15 @@ class TrainSettings:
     save_steps: int = 100
     save_total_limit: int | None = 2
     merge: bool = False
+    #: TRL/transformers ``report_to``: "none" (default), "trackio", "wandb", "mlflow", ... or a list
+    report_to: str | list[str] = "none"
+    #: the tracker's run name (the pipeline names it after the stage and its fingerprint)
+    run_name: str | None = None
     trainer: dict[str, Any] = field(default_factory=dict)
 
     # keys that may change between a killed run and its restart without invalidating checkpoints
-    VOLATILE = ("save_total_limit", "logging_steps", "merge", "output")
+    # (nor the trained weights: tracking and logging do not touch them)
+    VOLATILE = ("save_total_limit", "logging_steps", "merge", "output", "report_to", "run_name")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -145,10 +150,28 @@ def resolve(stage: str, *, config: str | Path | None = None, overrides: dict[str
     vals.update(file_vals)
     vals.update(over)
     vals["stage"] = stage
+    if vals.get("data") == f"{BUNDLED_PREFIX}ed-en" and not vals.get("taxonomy"):
+        vals["taxonomy"] = "ed32"  # the bundled EmpatheticDialogues sample's labels
     trainer = dict(vals.pop("trainer", {}) or {})
     s = TrainSettings(**vals, trainer=trainer)
     _check(s)
     return s
+
+
+BUNDLED_PREFIX = "bundled:"
+
+
+def data_path(spec: str, flag: str = "--data") -> Path:
+    """The file behind a ``--data``/``--pairs`` value: a path, or ``bundled:ja`` / ``bundled:ed-en``
+    (the samples shipped with kyokan, as in run configs). A missing file is a user error."""
+    if spec.startswith(BUNDLED_PREFIX):
+        from kyokan.data import sample_path
+
+        return sample_path(spec[len(BUNDLED_PREFIX):])
+    p = Path(spec).expanduser()
+    if not p.exists():
+        raise KyokanError(f"{flag} {spec}: no such file or folder")
+    return p
 
 
 def _check(s: TrainSettings) -> None:
@@ -168,3 +191,4 @@ def _check(s: TrainSettings) -> None:
     for k in ("batch_size", "per_device_batch_size", "epochs", "lora_r", "max_length", "save_steps", "logging_steps"):
         if int(getattr(s, k)) < 1:
             raise KyokanError(f"{k} must be at least 1")
+

@@ -28,7 +28,7 @@ import numpy as np
 from kyokan.errors import KyokanError
 from kyokan.io import write_json
 from kyokan.train.config import TrainSettings
-from kyokan.train.run import RunDir, data_checksums, provenance, trainer_kwargs
+from kyokan.train.run import RunDir, data_checksums, provenance, trainer_kwargs, weights_dtype
 
 EPOCH_COLUMN = "kyokan_pair_epoch"
 
@@ -68,29 +68,33 @@ def _trainer_class() -> Any:
 
 
 def load_pairs(s: TrainSettings, run: RunDir) -> tuple[list[list[dict[str, Any]]], Path]:
-    """Every epoch's pairs: from --pairs DIR, or built from --data into RUN/pairs (deterministic)."""
+    """Every epoch's pairs: from --pairs DIR, or built from --data into RUN/pairs (deterministic
+    in the data and the seed). Under several processes every rank builds the same pairs itself —
+    no rank waits for or reads another's files, so each epoch's draw is identical on every rank by
+    construction — and only rank 0 writes them."""
+    from kyokan.train.config import data_path
+    from kyokan.train.run import is_main_process
+
     if s.pairs:
-        pdir = Path(s.pairs)
-    else:
-        from kyokan.data import load_dialogues
-        from kyokan.prefs import build_pairs, write_pairs
-        from kyokan.taxonomy import get_taxonomy
+        pdir = data_path(s.pairs, "--pairs")
+        return _read_pair_epochs(s, pdir), pdir
+    from kyokan.data import load_dialogues
+    from kyokan.prefs import build_pairs, write_pairs
+    from kyokan.taxonomy import get_taxonomy
 
-        assert s.data is not None
-        pdir = run.path / "pairs"
-        from kyokan.train.run import is_main_process
-
-        if not is_main_process():  # rank 0 builds them (deterministic); the others wait for the files
-            import time
-
-            while not (pdir / "report.json").is_file():
-                time.sleep(0.5)
-            return _read_pair_epochs(s, pdir), pdir
-        dialogues = load_dialogues(s.data, fmt=s.data_format, taxonomy=s.taxonomy)
-        tax = get_taxonomy(s.taxonomy or ("ed32" if (s.data_format == "ed") else "goemotions28"))
-        ps = build_pairs(dialogues, tax, epochs=s.epochs, seed=s.seed, strategy=s.strategy, system=s.system)
+    assert s.data is not None
+    src = data_path(s.data)
+    dialogues = load_dialogues(src, fmt=s.data_format, taxonomy=s.taxonomy)
+    tax = get_taxonomy(s.taxonomy or ("ed32" if (s.data_format == "ed") else "goemotions28"))
+    ps = build_pairs(dialogues, tax, epochs=s.epochs, seed=s.seed, strategy=s.strategy, system=s.system)
+    pdir = run.path / "pairs"
+    if is_main_process():
         write_pairs(pdir, ps, epochs=s.epochs, data={"path": s.data})
-    return _read_pair_epochs(s, pdir), pdir
+    epochs = [ps.rows(k) for k in range(s.epochs)]
+    for k, rows in enumerate(epochs):
+        if not rows:
+            raise KyokanError(f"{s.data}: no pairs for DPO epoch {k}")
+    return epochs, pdir
 
 
 def _read_pair_epochs(s: TrainSettings, pdir: Path) -> list[list[dict[str, Any]]]:
@@ -134,6 +138,7 @@ def resolve_base(s: TrainSettings) -> tuple[Path, dict[str, Any], Path | None, s
 def build_dpo_trainer(s: TrainSettings, run: RunDir, *, callbacks: list[Any] | None = None,
                       epochs: list[list[dict[str, Any]]] | None = None) -> tuple[Any, dict[str, Any]]:
     from datasets import Dataset
+    from transformers import set_seed
     from trl import DPOConfig
 
     from kyokan.train.modeling import load_causal_lm, load_tokenizer, merge_adapter
@@ -143,7 +148,8 @@ def build_dpo_trainer(s: TrainSettings, run: RunDir, *, callbacks: list[Any] | N
     # the SFT run saved its tokenizer with the chat template it trained with
     tok, source = load_tokenizer(sft_adapter if sft_adapter is not None else path, template)
     info["chat_template"] = source
-    model = load_causal_lm(path)
+    set_seed(s.seed)  # the new adapter's random init, before TRL attaches it (see build_sft_trainer)
+    model = load_causal_lm(path, weights_dtype(s))
     if sft_adapter is not None:
         model = merge_adapter(model, sft_adapter)
     if epochs is None:
@@ -167,22 +173,28 @@ def build_dpo_trainer(s: TrainSettings, run: RunDir, *, callbacks: list[Any] | N
 
 
 def run_dpo(s: TrainSettings, *, callbacks: list[Any] | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Train (or resume, or return a finished run); inputs are read before anything is written,
+    only rank 0 writes (see :func:`kyokan.train.sft.run_sft`)."""
+    from kyokan.train.run import is_main_process
     from kyokan.train.sft import finish
 
     run = RunDir(s.output or "")
-    if run.is_complete() and not overwrite:
+    if not overwrite and run.check(s):
         res: dict[str, Any] = json.loads(run.result.read_text(encoding="utf-8"))
         res["already_complete"] = True
         return res
-    run.prepare(s, overwrite=overwrite)
+    if overwrite:
+        run.clear()  # before the pairs are written into RUN/pairs
     epochs, pdir = load_pairs(s, run)
     trainer, info = build_dpo_trainer(s, run, callbacks=callbacks, epochs=epochs)
-    write_json(run.path / "trainer_args.json", json.loads(trainer.args.to_json_string()))
-    write_json(run.path / "provenance.json",
-               provenance(s, info, data_checksums(s.data, pdir),
-                          {"reference_model": "the SFT model (adapter disabled, ref_model=None)",
-                           "pairs_dir": str(pdir)}))
-    ckpt = run.last_checkpoint()
+    run.prepare(s)
+    if is_main_process():
+        write_json(run.path / "trainer_args.json", json.loads(trainer.args.to_json_string()))
+        write_json(run.path / "provenance.json",
+                   provenance(s, info, data_checksums(s.data, pdir),
+                              {"reference_model": "the SFT model (adapter disabled, ref_model=None)",
+                               "pairs_dir": str(pdir)}))
+    ckpt = None if overwrite else run.last_checkpoint()
     out = trainer.train(resume_from_checkpoint=ckpt)
     # which pair-epoch each optimizer step trained on
     kept = info["pairs_kept_per_epoch"]
@@ -197,6 +209,7 @@ def run_dpo(s: TrainSettings, *, callbacks: list[Any] | None = None, overwrite: 
                     extra={"pairs_per_epoch": kept, "reference": "sft-adapter-disabled"}, write_result=False)
     if trainer.is_world_process_zero():
         _write_stacked_adapter(run, info, result)
+    trainer.accelerator.wait_for_everyone()  # every rank returns once the run folder is complete
     return result
 
 

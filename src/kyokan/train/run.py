@@ -35,11 +35,13 @@ def versions() -> dict[str, str | None]:
 
 
 def data_checksums(*paths: str | Path | None) -> dict[str, Any]:
+    from kyokan.train.config import BUNDLED_PREFIX, data_path
+
     out: dict[str, Any] = {}
     for p in paths:
         if p is None:
             continue
-        q = Path(p)
+        q = data_path(str(p)) if str(p).startswith(BUNDLED_PREFIX) else Path(p)
         if q.is_file():
             out[str(q)] = {"sha256": sha256_file(q), "bytes": q.stat().st_size}
         elif q.is_dir():
@@ -68,58 +70,109 @@ class RunDir:
     def is_complete(self) -> bool:
         return self.result.is_file()
 
+    def has_training_state(self) -> bool:
+        """A finished run, or checkpoints of a started one: what other settings must not overwrite.
+        (A config.json alone is an attempt that failed before training: it blocks nothing.)"""
+        return self.is_complete() or (self.checkpoints.is_dir() and any(self.checkpoints.glob("checkpoint-*")))
+
+    def settings_diff(self, s: TrainSettings) -> list[str]:
+        """Training settings that differ from the run recorded in config.json ([] when none is)."""
+        cfg = self.path / "config.json"
+        if not cfg.is_file():
+            return []
+        old = json.loads(cfg.read_text(encoding="utf-8"))
+        new = s.training_key()
+        return sorted(k for k in new if old.get(k) != new[k])
+
+    def check(self, s: TrainSettings) -> bool:
+        """True when this folder holds the finished run of these settings; raises when it holds a
+        finished or started run of other settings. Read-only, so every rank can call it."""
+        if not self.has_training_state():
+            return False
+        diff = self.settings_diff(s)
+        if diff:
+            raise KyokanError(f"{self.path} holds a run with other settings ({', '.join(diff)}); "
+                              "use another -o, or --overwrite to start it over")
+        return self.is_complete()
+
     def last_checkpoint(self) -> str | None:
+        """The newest complete checkpoint. One cut by a kill lacks trainer_state.json (written
+        last): it is skipped, and rank 0 removes it (the other ranks only read, so every rank
+        picks the same checkpoint)."""
         if not self.checkpoints.is_dir():
             return None
-        from transformers.trainer_utils import get_last_checkpoint
+        import re
+        import shutil
 
-        ckpt = get_last_checkpoint(str(self.checkpoints))
-        # a checkpoint cut by a kill lacks trainer_state.json (written last): fall back to the previous one
-        while ckpt is not None and not (Path(ckpt) / "trainer_state.json").is_file():
-            import shutil
+        found = []
+        for p in self.checkpoints.iterdir():
+            m = re.fullmatch(r"checkpoint-(\d+)", p.name)
+            if m and p.is_dir():
+                found.append((int(m.group(1)), p))
+        for _, p in sorted(found, reverse=True):
+            if (p / "trainer_state.json").is_file():
+                return str(p)
+            if is_main_process():
+                shutil.rmtree(p, ignore_errors=True)
+        return None
 
-            shutil.rmtree(ckpt, ignore_errors=True)
-            ckpt = get_last_checkpoint(str(self.checkpoints))
-        return ckpt
+    def clear(self) -> None:
+        """--overwrite: remove every output of an earlier run (rank 0 only)."""
+        if not is_main_process() or not self.path.exists():
+            return
+        import shutil
+
+        for name in ("checkpoints", "adapter", "adapter-dpo-only", "merged", "result.json", "loss.csv",
+                     "log_history.json", "config.json", "trainer_args.json", "provenance.json", "data", "pairs",
+                     ".adapter.tmp", ".stacked.tmp", ".merged.tmp"):
+            p = self.path / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
 
     def prepare(self, s: TrainSettings, *, overwrite: bool = False) -> None:
-        """Check the folder is new, or holds an earlier attempt of this same run (then it resumes)."""
-        cfg = self.path / "config.json"
+        """Check the folder is new, or holds an earlier attempt of this same run (then it resumes),
+        and record the settings. Called once the inputs are known to be good, so a mistake in them
+        leaves nothing behind; rank 0 checks and writes, the others only train."""
         if not is_main_process():
-            return  # rank 0 checks and writes; the others only train
-        if overwrite and self.path.exists():
-            import shutil
-
-            for name in ("checkpoints", "adapter", "adapter-dpo-only", "merged", "result.json", "loss.csv",
-                         "log_history.json", "config.json", "trainer_args.json", "provenance.json", "data"):
-                p = self.path / name
-                if p.is_dir():
-                    shutil.rmtree(p)
-                elif p.exists():
-                    p.unlink()
-        if cfg.is_file():
-            old = json.loads(cfg.read_text(encoding="utf-8"))
-            new = s.training_key()
-            oldk = {k: v for k, v in old.items() if k in new}
-            diff = sorted(k for k in new if oldk.get(k) != new[k])
-            if diff:
-                raise KyokanError(f"{self.path} holds a run with other settings ({', '.join(diff)}); "
-                                  "use another -o, or --overwrite to start it over")
+            return
+        if overwrite:
+            self.clear()
+        else:
+            self.check(s)
         self.path.mkdir(parents=True, exist_ok=True)
-        write_json(cfg, s.to_dict())
+        write_json(self.path / "config.json", s.to_dict())
+
+
+def derive_batch(s: TrainSettings, world: int) -> tuple[int, int]:
+    """(per-device batch, gradient accumulation) for the effective ``batch_size`` over ``world``
+    processes. ``per_device_batch_size`` is an upper bound (memory): the largest per-device batch
+    not above it that divides ``batch_size / world`` is used, so a preset runs unchanged on 1 or
+    N processes (cpu-tiny's batch 4 = 4 × 1 × 1 on one process, 2 × 1 × 2 under torchrun -n 2)."""
+    if s.batch_size % world:
+        raise KyokanError(f"batch_size {s.batch_size} cannot be split over {world} processes; "
+                          "pick a multiple of the number of processes")
+    per_rank = s.batch_size // world
+    per = max(d for d in range(1, min(s.per_device_batch_size, per_rank) + 1) if per_rank % d == 0)
+    return per, per_rank // per
+
+
+def weights_dtype(s: TrainSettings) -> str:
+    """The dtype the frozen base weights are loaded in: bf16/fp16 on a GPU when training in that
+    precision (half the memory of fp32; PEFT keeps the LoRA weights in fp32), fp32 on a CPU."""
+    if not on_gpu():
+        return "fp32"
+    return {"auto": "bf16", "bf16": "bf16", "fp16": "fp16"}.get(s.precision, "fp32")
 
 
 def trainer_kwargs(s: TrainSettings, run: RunDir) -> dict[str, Any]:
     """Arguments common to SFTConfig and DPOConfig. On a CPU: use_cpu, fp32, no gradient
     checkpointing (TRL's defaults are wrong there). Effective batch = per-device batch × gradient
-    accumulation × processes (``WORLD_SIZE`` under ``accelerate launch``)."""
+    accumulation × processes (``WORLD_SIZE`` under ``torchrun`` / ``accelerate launch``)."""
     gpu = on_gpu()
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    per = min(s.per_device_batch_size, s.batch_size)
-    accum = max(1, s.batch_size // (per * world))
-    if per * accum * world != s.batch_size:
-        raise KyokanError(f"batch_size {s.batch_size} is not per_device_batch_size {per} × gradient accumulation × "
-                          f"{world} process(es); pick values that divide")
+    per, accum = derive_batch(s, world)
     precision = s.precision
     if precision == "auto":
         precision = "bf16" if gpu else "fp32"
@@ -149,11 +202,13 @@ def trainer_kwargs(s: TrainSettings, run: RunDir) -> dict[str, Any]:
         "save_strategy": "steps",
         "save_steps": s.save_steps,
         "save_total_limit": s.save_total_limit,
-        "report_to": "none",
+        "report_to": s.report_to,
         "dataloader_num_workers": 0,
         "disable_tqdm": not sys.stderr.isatty(),
         "dataset_num_proc": None,
     }
+    if s.run_name:
+        kw["run_name"] = s.run_name
     if s.optim:
         kw["optim"] = s.optim
     kw.update(s.trainer)

@@ -16,6 +16,7 @@ from kyokan.train.run import (
     is_main_process,
     provenance,
     trainer_kwargs,
+    weights_dtype,
     write_loss_curve,
 )
 
@@ -47,9 +48,10 @@ def sft_examples(s: TrainSettings) -> list[dict[str, Any]]:
     last listener turn; or the rows of a prompt/completion JSONL as they are."""
     from kyokan.data import load_dialogues
     from kyokan.prefs.pairs import listener_examples
+    from kyokan.train.config import data_path
 
     assert s.data is not None
-    p = Path(s.data)
+    p = data_path(s.data)
     if _is_prompt_completion(p):
         with open(p, encoding="utf-8") as f:
             rows = [json.loads(line) for line in f if line.strip()]
@@ -66,6 +68,7 @@ def build_sft_trainer(s: TrainSettings, run: RunDir, *, callbacks: list[Any] | N
                       examples: list[dict[str, Any]] | None = None) -> tuple[Any, dict[str, Any]]:
     """The SFTTrainer for these settings (model loaded, LoRA attached, data tokenized)."""
     from datasets import Dataset
+    from transformers import set_seed
     from trl import SFTConfig, SFTTrainer
 
     from kyokan.train.modeling import load_causal_lm, load_tokenizer, resolve_model_path
@@ -74,7 +77,10 @@ def build_sft_trainer(s: TrainSettings, run: RunDir, *, callbacks: list[Any] | N
     path, info = resolve_model_path(s.model)
     tok, template_source = load_tokenizer(path, s.chat_template)
     info["chat_template"] = template_source
-    model = load_causal_lm(path)
+    # TRL attaches LoRA before the Trainer seeds anything: seed first, so the adapter's random
+    # init (and so the run) is the same for the same seed, on every rank and every rerun
+    set_seed(s.seed)
+    model = load_causal_lm(path, weights_dtype(s))
     rows = examples if examples is not None else sft_examples(s)
     ds = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
     args = SFTConfig(**trainer_kwargs(s, run), completion_only_loss=True)
@@ -85,21 +91,25 @@ def build_sft_trainer(s: TrainSettings, run: RunDir, *, callbacks: list[Any] | N
 
 
 def run_sft(s: TrainSettings, *, callbacks: list[Any] | None = None, overwrite: bool = False) -> dict[str, Any]:
-    """Train (or resume, or return the result of a finished run) and write the run folder."""
+    """Train (or resume, or return the result of a finished run) and write the run folder.
+
+    Under torchrun / accelerate launch every rank runs this; only rank 0 writes files. The inputs
+    (data, model) are read before anything is written, so a mistake in them leaves no run folder
+    that would refuse the corrected command."""
     run = RunDir(s.output or "")
-    if run.is_complete() and not overwrite:
+    if not overwrite and run.check(s):  # finished with these settings; other settings raise
         res: dict[str, Any] = json.loads(run.result.read_text(encoding="utf-8"))
         res["already_complete"] = True
         return res
-    run.prepare(s, overwrite=overwrite)
     rows = sft_examples(s)
+    trainer, info = build_sft_trainer(s, run, callbacks=callbacks, examples=rows)
+    run.prepare(s, overwrite=overwrite)
     if is_main_process():
         write_jsonl(run.path / "data" / "sft.jsonl", rows)
-    trainer, info = build_sft_trainer(s, run, callbacks=callbacks, examples=rows)
-    write_json(run.path / "trainer_args.json", json.loads(trainer.args.to_json_string()))
-    write_json(run.path / "provenance.json",
-               provenance(s, info, data_checksums(s.data, run.path / "data" / "sft.jsonl")))
-    ckpt = run.last_checkpoint()
+        write_json(run.path / "trainer_args.json", json.loads(trainer.args.to_json_string()))
+        write_json(run.path / "provenance.json",
+                   provenance(s, info, data_checksums(s.data, run.path / "data" / "sft.jsonl")))
+    ckpt = None if overwrite else run.last_checkpoint()
     out = trainer.train(resume_from_checkpoint=ckpt)
     return finish(s, run, trainer, out, resumed_from=ckpt)
 
@@ -122,16 +132,19 @@ def finish(s: TrainSettings, run: RunDir, trainer: Any, out: Any, *, resumed_fro
         "metrics": out.metrics, "adapter": str(run.adapter), "resumed_from": resumed_from,
         **(extra or {}),
     }
-    if not trainer.is_world_process_zero():
-        return result
-    if run.adapter.exists():
-        shutil.rmtree(run.adapter)
-    tmp.rename(run.adapter)
-    write_loss_curve(run, trainer.state.log_history, epoch_of_step)
-    if s.merge:
-        result["merged"] = str(write_merged(trainer, run))
-    if write_result:  # written last: its presence marks the run complete
-        write_json(run.result, result)
+    if trainer.is_world_process_zero():
+        if run.adapter.exists():
+            shutil.rmtree(run.adapter)
+        tmp.rename(run.adapter)
+        write_loss_curve(run, trainer.state.log_history, epoch_of_step)
+        if s.merge:
+            result["merged"] = str(write_merged(trainer, run))
+        if write_result:  # written last: its presence marks the run complete
+            write_json(run.result, result)
+    if write_result:
+        # every rank returns once the run folder is complete, so whatever a rank does next (DPO on
+        # this SFT run, the next pipeline stage) finds it finished
+        trainer.accelerator.wait_for_everyone()
     return result
 
 
