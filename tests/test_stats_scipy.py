@@ -380,3 +380,17 @@ def test_icc_hand_computation() -> None:
     crossed = ks.icc_auto({"u1": {"a": 1, "b": 2}, "u2": {"a": 3, "b": 3}, "u3": {"a": 5, "b": 6}})
     assert [r.form for r in crossed] == ["ICC(2,1)", "ICC(2,2)"]
     assert set(ks.icc_all([[1.0, 2.0]]).values()) == {None}  # one unit: undefined
+
+
+def test_permutation_test_on_samples_too_large_for_a_float_count() -> None:
+    """Two samples of 2,540 (EmPO's test set): C(5080, 2540) rearrangements overflow a float; the
+    test still runs (sampled) and records the count's order of magnitude."""
+    from kyokan.stats import permutation_test
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(0.1, 1, 2540), rng.normal(0, 1, 2540)
+    r = permutation_test(x, y, alternative="two-sided", n_resamples=999, seed=1)
+    assert r.pvalue is not None and not r.exact and r.extra["rearrangements"] is None
+    assert r.extra["log10_rearrangements"] == pytest.approx(math.log10(math.comb(5080, 2540)), abs=1e-3)
+    with pytest.raises(ValueError, match="exact permutation test would enumerate"):
+        permutation_test(x, y, exact=True)

@@ -160,7 +160,7 @@ def permutation_test(a: Values, b: Values, *, paired: bool = False, alternative:
         exact = total <= min(n_resamples, MAX_EXACT)
     elif exact and total > MAX_EXACT:
         what = f"2^{x.size} sign flips" if paired else f"C({x.size + y.size}, {x.size}) relabellings"
-        raise ValueError(f"an exact permutation test would enumerate {what} ({total:.3g}), more than "
+        raise ValueError(f"an exact permutation test would enumerate {what} (~1e{math.log10(total):.0f}), more than "
                          f"{MAX_EXACT:,}; draw random resamples instead (exact=False, n_resamples=…)")
     rng = np.random.default_rng(seed)
     if paired:
@@ -182,8 +182,10 @@ def permutation_test(a: Values, b: Values, *, paired: bool = False, alternative:
             (c_max if alternative == "greater" else c_min)
     else:
         p_min = min_attainable_pvalue(n_resamples, alternative)
+    # C(5080, 2540) is far beyond a float: beyond 2^53 only its order of magnitude is kept
     extra = {"statistic": "difference of means (a − b)",
-             "rearrangements": total if total < 2 ** 53 else float(total)}
+             "rearrangements": total if total < 2 ** 53 else None,
+             "log10_rearrangements": round(math.log10(total), 3) if total > 0 else None}
     return TestResult(name, observed, float(min(1.0, max(0.0, p))), alternative, None, mean_diff=observed,
                       sd_diff=sd, n_resamples=int(null.size), exact=bool(exact), min_pvalue=float(p_min),
                       extra=extra, **base)
