@@ -79,6 +79,8 @@ def emotions_cmd(
     limit: int = typer.Option(None, "--limit", help="Only the first N dialogues."),
     max_new_tokens: int = typer.Option(32, "--max-new-tokens"),
     seed: int = typer.Option(0, "--seed", help="Generation and bootstrap seed."),
+    structured: bool = typer.Option(True, "--structured/--no-structured", help="Constrain the answer to a label: local models score every label, HTTP models are sent a JSON schema (turn off for endpoints that reject response_format)."),
+    top_k: int = typer.Option(5, "--top-k", min=0, help="Labels kept per row ranked by probability (local models)."),
     bertscore: bool = typer.Option(True, "--bertscore/--no-bertscore", help="Compute label BERTScore."),
     bertscore_model: str = typer.Option(None, "--bertscore-model", help=BS_MODEL),
     bertscore_layer: int = typer.Option(None, "--bertscore-layer", help=BS_LAYER),
@@ -86,9 +88,12 @@ def emotions_cmd(
     json_: bool = typer.Option(False, "--json", help="Print summary.json."),
 ) -> None:
     """Ask a model which taxonomy label fits each situation + dialogue (EmplifAI Table 2), write
-    predictions.jsonl (resumable) and score it like `kyokan eval labels`.
+    predictions.jsonl (resumable) and score it like `kyokan eval labels`. Local models always name
+    a label (every label is scored; the top-k are kept with their probabilities).
 
     Example: kyokan eval emotions dialogues.jsonl --model openai:gpt-4o-mini -o runs/emo
+    Example: kyokan eval emotions dialogues.jsonl --model smollm2-135m -o runs/emo --top-k 3
+    Example: kyokan eval emotions dialogues.jsonl --model qwen --base-url http://localhost:8000/v1 --no-structured -o runs/emo
     """
     _offline_env()
     from rich.progress import Progress
@@ -106,7 +111,10 @@ def emotions_cmd(
 
         info = predict_emotions(data, model, output, taxonomy=tax.name, base_url=base_url,
                                 adapter=str(adapter) if adapter else None, concurrency=concurrency,
-                                max_new_tokens=max_new_tokens, seed=seed, limit=limit, progress=progress)
+                                max_new_tokens=max_new_tokens, seed=seed, limit=limit, progress=progress,
+                                structured=structured, top_k=top_k)
+    if info.get("warning"):
+        err.print(f"warning: {info['warning']}", markup=False)
     if info["failed"]:
         err.print(f"{info['failed']} call(s) failed (see {output}/errors.jsonl); rerun to retry them", markup=False)
     rows = read_predictions(Path(output) / "predictions.jsonl", tax)
