@@ -62,11 +62,11 @@ def _real_structured_classes() -> tuple[Any, Any]:
     try:
         from vllm.sampling_params import StructuredOutputsParams  # vLLM >= 0.12
     except ImportError:
-        StructuredOutputsParams = None  # noqa: N806
+        StructuredOutputsParams = None
     try:
         from vllm.sampling_params import GuidedDecodingParams  # vLLM < 0.12
     except ImportError:
-        GuidedDecodingParams = None  # noqa: N806
+        GuidedDecodingParams = None
     return StructuredOutputsParams, GuidedDecodingParams
 
 
