@@ -94,13 +94,13 @@ def rank_labels(tax: Taxonomy, lang: str, choice_logprobs: dict[str, float], top
     """The ``top_k`` labels by probability (from every answer's log-probability)."""
     import math
 
-    ranked = []
+    ranked: list[tuple[float, str]] = []
     for ans, lp in choice_logprobs.items():
         label = tax.normalize(parse_answer(ans))
         if label is not None:
-            ranked.append({"label": label, "prob": round(math.exp(lp), 6)})
-    ranked.sort(key=lambda d: (-d["prob"], d["label"]))
-    return ranked[: max(0, top_k)]
+            ranked.append((math.exp(lp), label))
+    ranked.sort(key=lambda x: (-x[0], x[1]))
+    return [{"label": label, "prob": round(p, 6)} for p, label in ranked[: max(0, top_k)]]
 
 
 def predict_emotions(data: str | Path, model_spec: str, out_dir: str | Path, *, taxonomy: str | None = None,

@@ -100,7 +100,9 @@ class VLLMChatModel(ChatModel):
             structured_classes = _real_structured_classes()
         self.llm = engine
         self._sampling_cls = sampling_params
-        self._structured, self._guided = structured_classes or (None, None)
+        classes: tuple[Any, Any] = structured_classes or (None, None)
+        self._structured: Any = classes[0]
+        self._guided: Any = classes[1]
         self._lora = None
         if adapter:
             from vllm.lora.request import LoRARequest
