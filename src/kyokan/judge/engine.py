@@ -265,6 +265,15 @@ class Asker:
         return out
 
 
+async def probe_models(models: Sequence[ChatModel]) -> None:
+    """Let HTTP judges recognise their server (``OpenAIChatModel.probe``) before the judge records
+    what each model can do."""
+    for m in models:
+        probe = getattr(m, "probe", None)
+        if probe is not None:
+            await probe()
+
+
 def _caps(model: ChatModel) -> dict[str, Any]:
     try:
         return dict(model.capabilities())

@@ -29,6 +29,7 @@ from kyokan.judge.engine import (
     Judge,
     JudgeConfig,
     judge_fingerprint,
+    probe_models,
     source_model,
 )
 from kyokan.judge.formatrule import format_violation
@@ -176,6 +177,7 @@ async def ajudge_pairs_file(a_path: str | Path, b_path: str | Path, out: str | P
     out = Path(out)
     pairs, counts = pair_up(read_input(a_path), read_input(b_path), key, str(a_path), str(b_path))
     cache = AnswerCache(cache_path) if cache_path else None
+    await probe_models([model])
     judge = PairwiseJudge(model, rubric, config, cache)
     written = 0
     try:
