@@ -64,7 +64,7 @@ def test_distribution_is_read_per_metric_in_an_all_in_one_answer() -> None:
     text = '{"scores": {"a": {"rationale": "x", "score": 2}, "b": {"rationale": "score: 5", "score": 5}}}'
     toks = split_tokens(text)
     lps = [TokenLogprob(t, 0.0, ((t, 0.0),)) for t in toks]
-    i2 = [k for k, t in enumerate(toks) if t == " 2"][0]
+    i2 = next(k for k, t in enumerate(toks) if t == " 2")
     i5 = [k for k, t in enumerate(toks) if t == " 5"][-1]
     lps[i2] = TokenLogprob(" 2", math.log(0.6), ((" 2", math.log(0.6)), (" 1", math.log(0.4))))
     lps[i5] = TokenLogprob(" 5", math.log(0.5), ((" 5", math.log(0.5)), ("5", math.log(0.25)), (" 4", math.log(0.25))))
