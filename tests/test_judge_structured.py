@@ -129,3 +129,13 @@ def test_eval_emotions_no_structured_sends_no_schema(tmp_path: Path, cli) -> Non
         assert "response_format" not in srv.requests[0]
     row = json.loads((tmp_path / "e" / "predictions.jsonl").read_text(encoding="utf-8"))
     assert row["predicted"] == "joy" and row["decoding"] == "free" and row["schema_valid"] is None
+
+
+def test_distribution_in_the_flat_all_in_one_form() -> None:
+    text = '{"scores": {"a": 3, "b": 1}}'
+    toks = split_tokens(text)
+    lps = [TokenLogprob(t, 0.0, ((t, 0.0),)) for t in toks]
+    i3 = toks.index(" 3")
+    lps[i3] = TokenLogprob(" 3", math.log(0.5), ((" 3", math.log(0.5)), (" 2", math.log(0.3)), (" 5", math.log(0.2))))
+    d = score_distributions(lps, [1, 2, 3, 4, 5], ["a", "b"])
+    assert abs(d["a"].expected - (0.3 * 2 + 0.5 * 3 + 0.2 * 5)) < 1e-9 and d["b"].probs == {1: 1.0}

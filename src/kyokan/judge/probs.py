@@ -5,7 +5,8 @@ place where it wrote the score.
 
 The place is found in the token stream, not by re-tokenising: a token whose text (stripped) is a
 scale point and which follows ``"score":`` (JSON answers, one per metric; in an all-in-one answer the
-metric is the last ``"<metric id>": {`` before it). The distribution is the alternatives the backend
+metric is the last ``"<metric id>": {`` before it), or, in the flat all-in-one form
+``{"scores": {"<metric id>": n}}``, follows ``"<metric id>":``. The distribution is the alternatives the backend
 returned there (``top_logprobs``), keeping those that are scale points (``"4"`` and ``" 4"`` add
 up), renormalised; ``mass`` is the probability they had before renormalising (1.0 under a grammar
 that allows only the scale points there).
@@ -52,13 +53,20 @@ def score_distributions(tokens: Sequence[TokenLogprob] | None, points: Sequence[
     if not tokens:
         return {}
     names = {str(p): p for p in points}
-    key_re = re.compile(r'"(' + "|".join(re.escape(m) for m in metric_ids) + r')"\s*:\s*\{') if metric_ids else None
+    alts = "|".join(re.escape(m) for m in metric_ids) if metric_ids else ""
+    key_re = re.compile(r'"(' + alts + r')"\s*:\s*\{') if metric_ids else None
+    flat_re = re.compile(r'"(' + alts + r')"\s*:\s*$') if metric_ids else None
     out: dict[str | None, ScoreDistribution] = {}
     prefix = ""
     for t in tokens:
         stripped = t.token.strip()
         lead = t.token[: len(t.token) - len(t.token.lstrip())]
-        if stripped in names and _SCORE_KEY.search(prefix + lead):
+        flat = flat_re.search(prefix + lead) if (flat_re is not None and stripped in names) else None
+        if flat is not None:
+            d = _distribution(t, names)
+            if d is not None:
+                out[flat.group(1)] = d
+        elif stripped in names and _SCORE_KEY.search(prefix + lead):
             key: str | None = None
             if key_re is not None:
                 hits = key_re.findall(prefix)

@@ -44,7 +44,7 @@ _T: dict[str, dict[str, str]] = {
                  "指定した JSON 形式だけで、もう一度回答してください。",
         "answer_one_brief": '次の形式の JSON だけを出力してください：{{"score": 整数}}。JSON を出力できない場合は、'
                             "点数を [[点数]] の形で書いてください（例：[[3]]）。",
-        "answer_all_brief": '次の形式の JSON だけを出力してください：{{"scores": {{"指標ID": {{"score": 整数}}, ...}}}}。'
+        "answer_all_brief": '次の形式の JSON だけを出力してください：{{"scores": {{"指標ID": 整数, ...}}}}。'
                             "指標IDは {ids} です。JSON を出力できない場合は、指標ごとに1行で「指標ID: [[点数]]」と"
                             "書いてください。",
     },
@@ -77,8 +77,8 @@ _T: dict[str, dict[str, str]] = {
                  "needed: answer again with the requested JSON only.",
         "answer_one_brief": 'Output only JSON of this form: {{"score": <integer>}}. If you cannot output JSON, '
                             "write the score as [[n]] (e.g. [[3]]).",
-        "answer_all_brief": 'Output only JSON of this form: {{"scores": {{"<metric id>": {{"score": <integer>}}, '
-                            '...}}}}. The metric ids are {ids}. If you cannot output JSON, write one line per '
+        "answer_all_brief": 'Output only JSON of this form: {{"scores": {{"<metric id>": <integer>, ...}}}}. '
+                            'The metric ids are {ids}. If you cannot output JSON, write one line per '
                             'metric: "<metric id>: [[n]]".',
     },
 }
@@ -203,7 +203,11 @@ def score_schema(rubric: Rubric, rationale_chars: int | None = None) -> dict[str
 
 
 def all_in_one_schema(rubric: Rubric, rationale_chars: int | None = None) -> dict[str, Any]:
-    one = score_schema(rubric, rationale_chars)
+    """``{"scores": {metric: {"rationale", "score"}}}``; without rationale (``rationale_chars=0``)
+    the flat ``{"scores": {metric: score}}`` (about 6 tokens a metric)."""
+    one: dict[str, Any] = score_schema(rubric, rationale_chars)
+    if rationale_chars == 0:
+        one = {"type": "integer", "enum": rubric.points}
     return {"type": "object",
             "properties": {"scores": {"type": "object",
                                       "properties": {m: one for m in rubric.metric_ids},

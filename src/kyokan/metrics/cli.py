@@ -109,7 +109,9 @@ def emotions_cmd(
         def progress(done: int, total: int) -> None:
             prog.update(task, completed=done, total=total)
 
-        info = predict_emotions(data, model, output, taxonomy=tax.name, base_url=base_url,
+        from kyokan.judge.cli import resolve_spec
+
+        info = predict_emotions(data, resolve_spec(model, base_url), output, taxonomy=tax.name, base_url=base_url,
                                 adapter=str(adapter) if adapter else None, concurrency=concurrency,
                                 max_new_tokens=max_new_tokens, seed=seed, limit=limit, progress=progress,
                                 structured=structured, top_k=top_k)
