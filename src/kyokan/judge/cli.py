@@ -52,6 +52,8 @@ def judge_cmd(
     top_logprobs: int = typer.Option(10, "--top-logprobs", min=1, max=20, help="Alternatives per token asked for with --probabilities."),
     rationale: bool = typer.Option(True, "--rationale/--no-rationale", help="Ask for a rationale before each score (off: scores only)."),
     rationale_chars: int = typer.Option(None, "--rationale-chars", min=0, help="Longest rationale a grammar-constrained (local) judge may write (default: what fits in --max-new-tokens)."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Local judges: prompts decoded together."),
+    threads: int = typer.Option(None, "--threads", min=1, help="Local judges: torch CPU threads (1 is often fastest on a busy small machine)."),
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds per HTTP request."),
     max_retries: int = typer.Option(5, "--max-retries", min=0, help="Retries on 429/5xx/timeouts (with backoff) before a call fails."),
     against: Path = typer.Option(None, "--against", help="Pairwise mode: compare INPUT (a) with these dialogues (b), both orders."),
@@ -95,8 +97,9 @@ def judge_cmd(
                          probabilities=probabilities, top_logprobs=top_logprobs, rationale=rationale,
                          rationale_chars=rationale_chars)
     cache_path = None if no_cache else (cache or cache_path_for(output))
-    models = [load_model(resolve_spec(m, base_url), base_url=base_url, concurrency=concurrency, timeout=timeout,
-                         max_retries=max_retries) for m in model]
+    specs = [resolve_spec(m, base_url) for m in model]
+    models = [load_model(sp, base_url=base_url, concurrency=concurrency, timeout=timeout, max_retries=max_retries,
+                         **_local_options(sp, batch_size, threads)) for sp in specs]
     unfinished = 0
 
     with Progress(TextColumn("[bold]judging[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -146,6 +149,19 @@ def judge_cmd(
                   "command to retry them", markup=False)
         if strict:
             raise typer.Exit(1)
+
+
+def _local_options(spec: str, batch_size: int, threads: int | None) -> dict[str, Any]:
+    """``batch_size``/``threads`` for local backends (hf:, packaged); HTTP backends take neither."""
+    from kyokan.models.registry import parse_spec
+
+    prefix, _ = parse_spec(spec)
+    if prefix not in ("hf", "packaged"):
+        return {}
+    kw: dict[str, Any] = {"batch_size": batch_size}
+    if threads is not None:
+        kw["threads"] = threads
+    return kw
 
 
 def _statuses(summary: dict[str, Any]) -> str:
