@@ -1,17 +1,23 @@
-"""Small file helpers every stage uses: atomic writes, appendable JSONL, stable JSON."""
+"""Small file helpers every stage uses: atomic writes (files and folders), a file lock,
+appendable JSONL, stable JSON."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import fcntl
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from kyokan.errors import Problem
+from kyokan.provenance import sha256_file
+
+__all__ = ["JsonlAppender", "atomic_dir", "atomic_open", "dumps", "file_lock", "iter_json_objects", "read_jsonl_done",
+           "read_rows", "repair_torn_tail", "sha256_file", "write_json", "write_jsonl", "write_text"]
 
 
 def _umask() -> int:
@@ -152,9 +158,45 @@ def read_jsonl_done(path: str | os.PathLike[str], key: str = "id") -> set[str]:
     return {str(r[key]) for r in read_rows(path, key)}
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """An exclusive advisory lock (``flock``) on ``path`` for the block: processes that build the
+    same cached folder wait for each other instead of racing."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with open(p, "a+") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def atomic_dir(target: str | os.PathLike[str], build: Callable[[Path], None], *, marker: str | None = None,
+               replace: bool = False) -> Path:
+    """Build a folder in a temp folder beside ``target`` and rename it into place, under a lock
+    (``<target>.lock``), so a crash never leaves a half-built folder and two processes never build
+    it at once. ``target`` counts as done when it exists (or, with ``marker``, when it holds that
+    file — a folder without it is an incomplete leftover and is rebuilt); ``replace=True`` always
+    rebuilds."""
+    t = Path(target)
+
+    def done() -> bool:
+        return not replace and (t / marker).is_file() if marker else (not replace and t.exists())
+
+    if done():
+        return t
+    t.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(t.with_name(t.name + ".lock")):
+        if done():  # another process finished while we waited
+            return t
+        tmp = Path(tempfile.mkdtemp(prefix=f".{t.name}.", dir=t.parent))
+        try:
+            build(tmp)
+            if t.exists():  # an incomplete leftover, or replace=True
+                shutil.rmtree(t) if t.is_dir() else t.unlink()
+            os.replace(tmp, t)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return t

@@ -96,11 +96,9 @@ def write_parquet(path: str | Path, dialogues: Iterable[Dialogue | dict[str, Any
 
 def write_hf(path: str | Path, dialogues: Iterable[Dialogue | dict[str, Any]]) -> int:
     """A ``datasets`` save_to_disk folder (written to a temp folder, then renamed into place)."""
-    import os
-    import shutil
-    import tempfile
-
     from datasets import Dataset, Features, List, Value
+
+    from kyokan.io import atomic_dir
 
     feats = Features({
         "id": Value("string"), "situation_id": Value("string"), "emotion": Value("string"),
@@ -109,17 +107,8 @@ def write_hf(path: str | Path, dialogues: Iterable[Dialogue | dict[str, Any]]) -
     })
     rows = list(_table_rows(dialogues))
     ds = Dataset.from_list(rows, features=feats)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        ds.save_to_disk(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
+    # datasets refuses to save into an existing folder: build into a fresh one inside the temp dir
+    atomic_dir(path, lambda tmp: ds.save_to_disk(str(tmp)), replace=True)
     return len(rows)
 
 

@@ -12,7 +12,6 @@ is rewritten in input order.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -30,6 +29,7 @@ from kyokan.generate.templates import (
     load_template_file,
 )
 from kyokan.models.base import ChatModel, Completion, GenerationParams, Message
+from kyokan.provenance import derive_seed, sha256_text
 
 GENERATION_SCHEMA = 1
 
@@ -123,8 +123,7 @@ class RunSummary:
 def row_seed(seed: int, row_id: str, sample: int) -> int:
     """A per-row seed from the run seed, the row id and the sample number (stable across runs and
     resumptions, independent of order and batching)."""
-    h = hashlib.sha256(f"{seed}\x1f{row_id}\x1f{sample}".encode()).digest()
-    return int.from_bytes(h[:4], "big") & 0x7FFFFFFF
+    return derive_seed(seed, row_id, sample)
 
 
 def emotion_name(label: str | None, lang: str, taxonomy: str | None = None) -> str:
@@ -205,7 +204,7 @@ def config_fingerprint(cfg: GenerateConfig, model_spec: str) -> str:
     d = cfg.to_dict()
     d["model"] = model_spec
     blob = json.dumps(d, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+    return sha256_text(blob)[:16]
 
 
 def make_row(job: Job, comp: Completion, cfg: GenerateConfig, model_spec: str, model_info: dict[str, Any],
@@ -235,7 +234,7 @@ def make_row(job: Job, comp: Completion, cfg: GenerateConfig, model_spec: str, m
         "template": job.template.key(),
         "template_digest": job.template.digest(),
         "prompt_lang": job.template.lang,
-        "prompt_sha256": hashlib.sha256(prompt_blob.encode("utf-8")).hexdigest(),
+        "prompt_sha256": sha256_text(prompt_blob),
         "params": job.params.to_dict(),
         "seed": job.params.seed,
         "run_seed": cfg.seed,

@@ -7,7 +7,7 @@ from typing import Any
 
 from kyokan.errors import KyokanError
 from kyokan.human.scales import EMPLIFAI_METRICS, labels
-from kyokan.report.table import Table
+from kyokan.tables import Table
 
 
 def judge_model(path: str | Path) -> str | None:

@@ -39,7 +39,7 @@ def build_cmd(
     """
     from kyokan.human.design import STYLES, build_emplifai, build_empo
     from kyokan.human.packets import items_from_file, parse_inputs, write_design
-    from kyokan.report.provenance import provenance
+    from kyokan.provenance import provenance
 
     if style not in STYLES:
         raise KyokanError(f"unknown style {style!r}; choose from {sorted(STYLES)}")
@@ -86,7 +86,7 @@ def import_cmd(
     """
     from kyokan.human.ratings import aggregate, attention_report, load_key, read_ratings
     from kyokan.io import write_json, write_jsonl
-    from kyokan.report.provenance import provenance
+    from kyokan.provenance import provenance
 
     k = load_key(key)
     rows = read_ratings(list(ratings), k)
@@ -133,7 +133,7 @@ def agree_cmd(
     """
     from kyokan.human.agree import agree
     from kyokan.io import write_json
-    from kyokan.report.provenance import provenance
+    from kyokan.provenance import provenance
 
     mm = {}
     for m in metric_map:

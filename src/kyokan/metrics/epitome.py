@@ -15,7 +15,6 @@ averaged over examples; the per-example mean of the three is reported as ``mean`
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import random
 import time
@@ -28,6 +27,7 @@ import numpy as np
 
 from kyokan.errors import InputError, KyokanError, Problem
 from kyokan.io import write_json
+from kyokan.provenance import sha256_file
 
 MECHANISMS = ("er", "ex", "ip")
 #: the file names of the EPITOME release (https://github.com/behavioral-data/Empathy-Mental-Health)
@@ -159,7 +159,7 @@ def train_classifier(rows: list[EpitomeRow], cfg: TrainConfig, out: str | Path, 
         dev_metrics.update({"accuracy": float(np.mean(np.array(pred) == np.array(gold))),
                             "macro_f1": _macro_f1(gold, pred)})
     info = {"mechanism": name, "config": asdict(cfg), "source": source,
-            "source_sha256": hashlib.sha256(Path(source).read_bytes()).hexdigest() if source and Path(source).exists() else None,
+            "source_sha256": sha256_file(source) if source and Path(source).exists() else None,
             "rows": len(rows), "train_rows": len(train), "dev": dev_metrics,
             "label_counts": {str(k): sum(1 for r in rows if r.level == k) for k in range(LEVELS)},
             "final_loss": losses[-1] if losses else None, "steps": len(losses), "seconds": round(time.time() - t0, 2)}

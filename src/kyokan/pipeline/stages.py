@@ -354,7 +354,7 @@ def judge_stage(ctx: StageContext) -> dict[str, Any]:
 def human_stage(ctx: StageContext) -> dict[str, Any]:
     from kyokan.human.design import build_emplifai, build_empo
     from kyokan.human.packets import items_from_file, write_design
-    from kyokan.report.provenance import provenance
+    from kyokan.provenance import provenance
 
     sec = ctx.cfg.human
     assert sec is not None

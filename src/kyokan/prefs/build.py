@@ -21,9 +21,9 @@ from kyokan.prefs.pairs import (
     prepare_context,
     reason_counts,
     render_epoch,
-    sha256_bytes,
 )
 from kyokan.prefs.strategies import Strategy, get_strategy
+from kyokan.provenance import sha256_bytes
 
 if TYPE_CHECKING:
     from kyokan.data import Dialogue

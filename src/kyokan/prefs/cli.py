@@ -43,7 +43,7 @@ def build_cmd(
     """
     from kyokan.data import load_dialogues
     from kyokan.prefs.build import build_pairs, write_pairs
-    from kyokan.prefs.pairs import sha256_file
+    from kyokan.provenance import sha256_file
     from kyokan.taxonomy import get_taxonomy
 
     t0 = time.perf_counter()

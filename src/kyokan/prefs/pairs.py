@@ -13,7 +13,6 @@ preference format::
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -241,21 +240,6 @@ def render_epoch(ctx: PairContext, draw: EpochDraw, enc: _Encoded | None = None,
         meta += "}"
         parts.append(f'{{"prompt": {enc.prompt[i]}, "chosen": {enc.reply[i]}, "rejected": {rejected}, "meta": {meta}}}\n')
     return "".join(parts)
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Any, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
 
 
 def reason_counts(unpaired: Sequence[Unpaired]) -> dict[str, int]:

@@ -4,7 +4,6 @@ class with ``@register_strategy`` (it gives each dialogue a candidate pool, or g
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections import defaultdict
 from collections.abc import Hashable
 from pathlib import Path
@@ -252,8 +251,9 @@ class ModelStrategy(Strategy):
 
     @staticmethod
     def gen_seed(seed: int, epoch: int, dialogue_id: str) -> int:
-        h = hashlib.sha256(f"{seed}:{epoch}:{dialogue_id}".encode()).digest()
-        return int.from_bytes(h[:4], "big") & 0x7FFFFFFF
+        from kyokan.provenance import derive_seed
+
+        return derive_seed(seed, epoch, dialogue_id)
 
     def draw(self, ctx: PairContext, epoch: int) -> EpochDraw:
         from kyokan.io import JsonlAppender

@@ -4,7 +4,7 @@
 
 from typing import Any
 
-from kyokan.report.table import Table, fmt_num, fmt_p
+from kyokan.tables import Table, fmt_num, fmt_p
 
 
 def build_report(run_dir: Any, output: Any, tables_dir: Any = None, title: str | None = None) -> dict[str, Any]:

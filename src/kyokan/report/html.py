@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from kyokan.provenance import package_versions
 from kyokan.report.discover import STAGES, RunData, discover
-from kyokan.report.provenance import package_versions
-from kyokan.report.table import Table
+from kyokan.tables import Table
 
 #: lexicons a run may have used, with their licences (matched in provenance text, lower-case)
 LEXICONS: tuple[tuple[tuple[str, ...], str, str], ...] = (

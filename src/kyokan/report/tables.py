@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from kyokan.report.discover import RunData, flatten
-from kyokan.report.table import Table, fmt_num
+from kyokan.tables import Table, fmt_num
 
 JUDGE_METRICS = ("content_comprehensibility", "general_empathy", "emotion_specific_empathy", "consistency",
                  "fluency", "harmlessness", "sense_of_security")

@@ -33,7 +33,7 @@ def compare_cmd(
     Example: kyokan stats compare runs/demo/human/per_item.jsonl --test welch --correction bonferroni -o runs/demo/stats
     """
     from kyokan.io import write_json
-    from kyokan.report.provenance import provenance
+    from kyokan.provenance import provenance
     from kyokan.stats.data import load_scores, metric_names
     from kyokan.stats.multiple import CORRECTIONS
     from kyokan.stats.tables import TESTS, pairwise_compare

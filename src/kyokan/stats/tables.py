@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from kyokan.report.table import Table, fmt_num, fmt_p
 from kyokan.stats.correlation import (
     has_variance,
     mean_absolute_difference,
@@ -21,6 +20,7 @@ from kyokan.stats.correlation import (
 from kyokan.stats.multiple import adjust
 from kyokan.stats.resampling import permutation_test
 from kyokan.stats.significance import TestResult, mcnemar, paired_t, student_t, welch_t
+from kyokan.tables import Table, fmt_num, fmt_p
 
 Scores = Mapping[str, Mapping[str, float | None]]  # item key -> metric -> score
 

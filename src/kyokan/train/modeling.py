@@ -3,12 +3,12 @@ SFT adapter, combine LoRA adapters exactly."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from kyokan.errors import KyokanError
+from kyokan.provenance import sha256_file
 
 #: for base models without a chat template and without Gemma's turn tokens
 GENERIC_TEMPLATE = (
@@ -55,7 +55,7 @@ def folder_fingerprint(path: Path) -> dict[str, Any]:
         if f.suffix in (".safetensors", ".bin", ".gguf", ".pt", ".pth"):
             out[f.name] = {"bytes": f.stat().st_size}
         elif f.stat().st_size < 50_000_000:
-            out[f.name] = {"sha256": hashlib.sha256(f.read_bytes()).hexdigest()}
+            out[f.name] = {"sha256": sha256_file(f)}
     return out
 
 

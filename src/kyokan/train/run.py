@@ -19,28 +19,19 @@ import json
 import os
 import platform
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from kyokan.errors import KyokanError
 from kyokan.io import atomic_open, write_json
+from kyokan.provenance import package_versions, sha256_file
 from kyokan.train.config import TrainSettings
 
 PACKAGES = ("kyokan", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "numpy", "safetensors")
 
 
 def versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for p in PACKAGES:
-        try:
-            out[p] = version(p)
-        except PackageNotFoundError:
-            out[p] = None
-    return out
-
-
-from kyokan.io import sha256_file  # noqa: E402  (re-exported: train code and tests import it here)
+    return {"python": platform.python_version(), **package_versions(PACKAGES, missing=True)}
 
 
 def data_checksums(*paths: str | Path | None) -> dict[str, Any]:

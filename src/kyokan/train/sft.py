@@ -136,16 +136,13 @@ def finish(s: TrainSettings, run: RunDir, trainer: Any, out: Any, *, resumed_fro
 
 
 def write_merged(trainer: Any, run: RunDir) -> Path:
-    import shutil
+
+    from kyokan.io import atomic_dir
 
     model = trainer.model.merge_and_unload()
-    target = run.path / "merged"
-    tmp = run.path / ".merged.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(str(tmp))
-    trainer.processing_class.save_pretrained(str(tmp))
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
-    return target
+
+    def build(tmp: Path) -> None:
+        model.save_pretrained(str(tmp))
+        trainer.processing_class.save_pretrained(str(tmp))
+
+    return atomic_dir(run.path / "merged", build, replace=True)
