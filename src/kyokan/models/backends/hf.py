@@ -293,7 +293,7 @@ class HFChatModel(ChatModel):
                     for j in range(1, len(c)):
                         total += float(lsm[r, j - 1, c[j]])
                     scores.append(total)
-        z = torch.logsumexp(torch.tensor(scores), dim=0).item()
+        z = torch.logsumexp(torch.tensor(scores, dtype=torch.float64), dim=0).item()
         norm = {c: sc - z for c, sc in zip(choices, scores, strict=True)}
         best = max(range(len(choices)), key=lambda k: scores[k])
         usage = Usage(int(prompt_ids.shape[1]), len(cont[best]))
