@@ -215,15 +215,21 @@ def all_in_one_schema(rubric: Rubric, rationale_chars: int | None = None) -> dic
             "required": ["scores"], "additionalProperties": False}
 
 
-def winner_schema() -> dict[str, Any]:
-    return {"type": "object",
-            "properties": {"rationale": {"type": "string"},
-                           "winner": {"type": "string", "enum": ["A", "B", "tie"]}},
+def winner_schema(rationale_chars: int | None = None) -> dict[str, Any]:
+    """``{"rationale", "winner"}``; ``rationale_chars`` as in :func:`score_schema`."""
+    winner = {"type": "string", "enum": ["A", "B", "tie"]}
+    if rationale_chars == 0:
+        return {"type": "object", "properties": {"winner": winner}, "required": ["winner"],
+                "additionalProperties": False}
+    rat: dict[str, Any] = {"type": "string"}
+    if rationale_chars is not None:
+        rat["maxLength"] = rationale_chars
+    return {"type": "object", "properties": {"rationale": rat, "winner": winner},
             "required": ["rationale", "winner"], "additionalProperties": False}
 
 
-def pairwise_all_schema(metric_ids: list[str]) -> dict[str, Any]:
-    one = winner_schema()
+def pairwise_all_schema(metric_ids: list[str], rationale_chars: int | None = None) -> dict[str, Any]:
+    one = winner_schema(rationale_chars)
     return {"type": "object",
             "properties": {"winners": {"type": "object", "properties": {m: one for m in metric_ids},
                                        "required": metric_ids, "additionalProperties": False}},
