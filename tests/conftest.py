@@ -70,3 +70,13 @@ def empo_release() -> Path:
     if not (EMPO_RELEASE / "predictions").is_dir():
         pytest.skip(f"EmPO release sample not found at {EMPO_RELEASE} (set KYOKAN_EMPO_RELEASE)")
     return EMPO_RELEASE
+
+
+@pytest.fixture(scope="session")
+def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run directory made by the real stages (tests/run_util.py): two systems, an emotion
+    predictor and a judge answered by a loopback OpenAI-compatible server, human ratings imported.
+    Tests must not modify it (copy it first)."""
+    from run_util import build_real_run
+
+    return build_real_run(tmp_path_factory.mktemp("real-run"))

@@ -164,6 +164,22 @@ def test_response_task_with_tiny_local_model(tmp_path: Path) -> None:
         assert r["turns"][3]["role"] == "listener" and len(r["turns"]) == 4
     assert g["usage"]["completion_tokens"] <= 8 and g["length_control"] is True and g["style"] == "chat"
     assert g["model_info"]["backend"] == "hf" and g["template"] == "empo-response-en@1"
+    # a reply cut at max_new_tokens is truncated — its own status, counted beside the rows
+    statuses = [x["meta"]["generation"]["status"] for x in got]
+    cut = [x for x in got if x["meta"]["generation"]["finish_reason"] == "length"]
+    assert cut and all(x["meta"]["generation"]["status"] == "truncated" for x in cut)
+    summ = json.loads((tmp_path / "resp.summary.json").read_text(encoding="utf-8"))
+    assert summ["kind"] == "kyokan.generation.summary" and summ["rows"] == len(got)
+    assert summ["status"] == {k: statuses.count(k) for k in ("ok", "format_violation", "truncated")}
+    from kyokan.metrics import evaluate_responses
+
+    flagged = evaluate_responses(out, tmp_path / "m1", metrics=["length"])
+    kept = sum(1 for x in got if x["meta"]["generation"]["format_ok"])
+    assert flagged.inputs.truncated == len(cut) and flagged.metrics["length"].means["chars"].n == kept
+    dropped = evaluate_responses(out, tmp_path / "m2", metrics=["length"], truncated="exclude")
+    n_cut_kept = sum(1 for x in cut if x["meta"]["generation"]["format_ok"])
+    assert dropped.inputs.excluded_truncated == n_cut_kept
+    assert dropped.metrics.get("length") is None or dropped.metrics["length"].means["chars"].n == kept - n_cut_kept
     # same seeds, same rows: a second run into another file reproduces the raw outputs
     out2 = tmp_path / "again.jsonl"
     generate_file(list(reversed(ed)), model, out2, cfg)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats as sps
 
-from report_util import dialogues, judge_rows, run_cli, simulate_ratings, write_csv, write_jsonl
+from report_util import dialogues, run_cli, simulate_ratings, write_csv, write_jsonl
 
 
 @pytest.fixture()
@@ -82,34 +83,47 @@ def test_import_reports_every_problem_with_line_and_field(tmp_path: Path, survey
 
 
 def test_agree_reproduces_table5_layout(tmp_path: Path, survey: tuple[Path, dict], capsys: pytest.CaptureFixture[str]) -> None:
+    """Real judge rows (kyokan judge against a loopback server) of the rated dialogues; three
+    metrics the judge scores 5 everywhere, as in EmplifAI Table 5, get the MAD instead of r."""
+    from judge_util import fake_score
+    from kyokan.testing.openai_server import OpenAIServer
+
     key_path, key = survey
     ratings = write_csv(tmp_path / "ratings.csv", simulate_ratings(key, 2, {"gpt-o3": 4.5}, 0.9))
     assert run_cli(["human", "import", str(ratings), "--key", str(key_path), "-o", str(tmp_path / "human")], capsys)[0] == 0
-    # judge rows without a source: the source comes from the dialogues' meta.generation.model
-    jr = write_jsonl(tmp_path / "judge.jsonl", judge_rows("gpt-o3", 30, 9, constant=("general_empathy", "harmlessness",
-                                                                                     "sense_of_security"), base=4.5, with_source=False))
-    jr_rows = [json.loads(x) for x in jr.read_text(encoding="utf-8").splitlines()]
-    code, out, err = run_cli(["human", "agree", str(jr), str(tmp_path / "human"), "-o", str(tmp_path / "agree"),
-                              "--dialogues", str(tmp_path / "gpt.jsonl"), "--json"], capsys)
+    constant = ("general_empathy", "harmlessness", "sense_of_security")
+
+    def judge(req: dict) -> str:
+        ids = re.findall(r"\(id: ([a-z_]+)\)", next(m["content"] for m in req["messages"] if m["role"] == "user"))
+        return json.dumps({"scores": {m: {"rationale": "r", "score": 5 if m in constant else fake_score(req, m)}
+                                      for m in ids}})
+
+    with OpenAIServer(responder=judge) as srv:
+        code, _, err = run_cli(["judge", str(tmp_path / "gpt.jsonl"), "-o", str(tmp_path / "judged.jsonl"), "--model",
+                                "gemini-2.5-flash", "--base-url", srv.base_url, "--all-in-one", "--exchanges", "2"], capsys)
+        assert code == 0, err
+    jr_rows = [json.loads(x) for x in (tmp_path / "judged.jsonl").read_text(encoding="utf-8").splitlines()]
+    code, out, err = run_cli(["human", "agree", str(tmp_path / "judged.jsonl"), str(tmp_path / "human"), "-o",
+                              str(tmp_path / "agree"), "--json"], capsys)
     assert code == 0, err
     res = json.loads(out)["gpt-o3"]
-    assert res["judge"] == "gemini-2.5-flash"
+    assert res["judge"] == "openai:gemini-2.5-flash"
     per_item = {r["id"]: r["means"] for r in map(json.loads, (tmp_path / "human" / "per_item.jsonl").read_text(encoding="utf-8").splitlines())}
     by = {m["metric"]: m for m in res["metrics"]}
     for metric in ("content_comprehensibility", "fluency", "consistency", "emotion_specific_empathy"):
         ids = sorted(per_item)
-        j = [next(r["scores"][metric] for r in jr_rows if r["id"] == i) for i in ids]
+        j = [next(r["scores"][metric] for r in jr_rows if r["dialogue_id"] == i) for i in ids]
         h = [per_item[i][metric] for i in ids]
         ref = sps.pearsonr(j, h)
         assert by[metric]["method"] == "pearson"
         assert by[metric]["pearson"]["statistic"] == pytest.approx(ref.statistic, abs=1e-12)
         assert by[metric]["pearson"]["pvalue"] == pytest.approx(ref.pvalue, rel=1e-9)
-    for metric in ("general_empathy", "harmlessness", "sense_of_security"):
+    for metric in constant:
         assert by[metric]["method"] == "mad"
         h = np.array([per_item[i][metric] for i in sorted(per_item)])
         assert by[metric]["mad"] == pytest.approx(float(np.mean(np.abs(5 - h))))
     md = (tmp_path / "agree" / "emplifai_table5.md").read_text(encoding="utf-8")
     assert "| Pearson |" in md and "| MAD |" in md and "gave every item 5" in md
     rows = list(csv.reader((tmp_path / "agree" / "emplifai_table5.csv").open(encoding="utf-8")))
-    assert rows[0][0] == "Judges" and [r[0] for r in rows[1:]] == ["gemini-2.5-flash", "Crowd workers", "Pearson", "MAD"]
+    assert rows[0][0] == "Judges" and [r[0] for r in rows[1:]] == ["openai:gemini-2.5-flash", "Crowd workers", "Pearson", "MAD"]
     assert rows[3][2] == "–" and rows[4][1] == "–"  # General Empathy: no Pearson; Content: no MAD

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from kyokan.errors import InputError, KyokanError
-from kyokan.metrics import bootstrap_mean, build_table, response_tries
+from kyokan.metrics import build_table, response_tries
 from kyokan.metrics.lexicons import intensity_lexicon, nrc_intensity, warriner
 from kyokan.metrics.nidf import CountTable, score_tokens
 from kyokan.metrics.registry import Example, MetricContext, get_metric
 from kyokan.metrics.vectors import VecFile
+from kyokan.stats import bootstrap_mean
 from metrics_util import dialogue, read_jsonl, write_jsonl
 
 
@@ -147,7 +148,7 @@ def test_labels_classification_hand_computed(tmp_path) -> None:
             {"id": "3", "gold": "sadness", "predicted": "悲しみを感じる"},  # off list -> sadness, correct
             {"id": "4", "gold": "fear", "predicted": "zzzz"}]      # nothing near -> unmatched
     p = write_jsonl(tmp_path / "p.jsonl", rows)
-    s = score_labels(read_predictions(p, tax, "ja"), tmp_path / "out", bertscore=False, vectors="none")
+    s = score_labels(read_predictions(p, tax, "ja"), tmp_path / "out", bertscore=False, vectors="none").to_json()
     assert s["accuracy"]["mean"] == pytest.approx(0.5)
     assert s["off_list"] == 2 and s["unmatched"] == 1
     # per label: joy P=1/1 R=1/2 F=2/3; sadness P=1/2 R=1/1 F=2/3; fear P=0 R=0 F=0
@@ -188,14 +189,14 @@ def test_eval_responses_without_encoder(tmp_path) -> None:
     gen = write_jsonl(tmp_path / "gen.jsonl", [{"id": "a", "response": "I am so sorry."},
                                                {"id": "b", "response": "I am so sorry."},
                                                {"id": "c", "response": "You will be fine."}])
-    s = evaluate_responses(gen, tmp_path / "out", reference=ref, metrics=["nidf", "iva", "tries", "length"])
+    s = evaluate_responses(gen, tmp_path / "out", reference=ref, metrics=["nidf", "iva", "tries", "length"]).to_json()
     per = read_jsonl(tmp_path / "out" / "per_example.jsonl")
-    assert [r["id"] for r in per] == ["a", "b", "c"]
+    assert [r["id"] for r in per] == ["a", "b", "c"] and {r["source"] for r in per} == {"gen"}
     table = CountTable.load(tmp_path / "out" / "nidf_counts.json")
-    assert table.n_utterances == 6 and s["metrics"]["nidf"]["table"]["sha256"] == table.sha256
+    assert table.n_utterances == 6 and s["metrics"]["nidf"]["info"]["table"]["sha256"] == table.sha256
     expect_b = np.mean([table.nidf(w) for w in {"i", "am", "so", "sorry"} if w in table.counts])
-    assert per[1]["nidf"]["nidf"] == pytest.approx(expect_b)
-    assert s["metrics"]["tries"]["templates"] == 2
+    assert per[1]["values"]["nidf"]["nidf"] == pytest.approx(expect_b)
+    assert s["metrics"]["tries"]["values"]["templates"] == 2
     assert s["metrics"]["length"]["means"]["chars"]["mean"] == pytest.approx((14 + 14 + 17) / 3)
     assert s["licenses"] and "research" in s["license_note"]
     # unknown id in GEN -> input error naming the line

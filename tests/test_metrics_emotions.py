@@ -49,7 +49,8 @@ def test_eval_emotions_predicts_flags_and_resumes(tmp_path) -> None:
         # rerun: nothing left to do, no new calls
         predict_emotions(data, "openai:kyokan-test", out, base_url=srv.base_url)
         assert srv.count() == calls
-    s = score_labels(read_predictions(out / "predictions.jsonl", get_taxonomy()), out, bertscore=False, vectors="none")
+    s = score_labels(read_predictions(out / "predictions.jsonl", get_taxonomy()), out, bertscore=False,
+                     vectors="none").to_json()
     assert s["accuracy"]["mean"] == 1.0 and s["off_list"] == 1
     assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["n"] == 4
 

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from report_util import make_run
-
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -19,12 +17,12 @@ pytestmark = [
 ]
 
 
-def test_report_renders_in_chromium(tmp_path: Path) -> None:
+def test_report_renders_in_chromium(tmp_path: Path, real_run: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     from kyokan.report import build_report
 
-    build_report(make_run(tmp_path / "run"), tmp_path / "report.html")
+    build_report(real_run, tmp_path / "report.html")
     errors: list[str] = []
     requests: list[str] = []
     with sync_playwright() as p:

@@ -26,7 +26,7 @@ app = typer.Typer(
 
 #: areas whose ``kyokan.<area>.cli`` registers commands, in help order
 AREAS = ("taxonomy", "data", "models", "generate", "prefs", "train", "judge", "metrics", "human",
-         "stats", "crowd", "report", "pipeline")
+         "stats", "crowd", "report", "pipeline", "records")
 
 
 def _version(value: bool) -> None:

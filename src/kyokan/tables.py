@@ -38,12 +38,26 @@ def fmt_p(p: float | None) -> str:
     return f"{p:.2f}" if p >= 0.01 else f"{p:.3f}"
 
 
+@dataclass(frozen=True)
+class Trace:
+    """Where a cell's number comes from: the record file, the dotted field inside it, and the
+    value read there (so the cell can be checked against the file)."""
+
+    file: str
+    field: str
+    value: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "field": self.field, "value": self.value}
+
+
 @dataclass
 class Table:
     """Rows of display strings plus the title, caption and notes a reader needs to trust them.
 
     ``key`` names the files (``<key>.csv`` / ``<key>.md``); ``data`` keeps the unformatted
-    numbers for machine use (written alongside in JSON outputs)."""
+    numbers for machine use (written alongside in JSON outputs); ``traces`` holds, per row, the
+    record fields each cell was read from (written as ``<key>.trace.json``)."""
 
     key: str
     title: str
@@ -52,11 +66,16 @@ class Table:
     caption: str = ""
     notes: list[str] = field(default_factory=list)
     data: list[dict[str, Any]] = field(default_factory=list)
+    traces: list[list[list[Trace]]] = field(default_factory=list)
 
-    def add(self, *cells: Any) -> None:
+    def add(self, *cells: Any, trace: list[list[Trace]] | None = None) -> None:
+        """A row; ``trace`` gives, per cell, the record fields it shows (empty for labels)."""
         if len(cells) != len(self.columns):
             raise ValueError(f"{self.key}: row has {len(cells)} cells, table has {len(self.columns)} columns")
+        if trace is not None and len(trace) != len(cells):
+            raise ValueError(f"{self.key}: {len(trace)} traces for {len(cells)} cells")
         self.rows.append([c if isinstance(c, str) else fmt_num(c) for c in cells])
+        self.traces.append(trace if trace is not None else [[] for _ in cells])
 
     def to_csv(self) -> str:
         buf = io.StringIO()
@@ -91,10 +110,25 @@ class Table:
         parts.append("</figure>")
         return "".join(parts)
 
+    def trace_rows(self) -> list[dict[str, Any]]:
+        """Every traced cell: row label, column, the text shown and the fields it came from."""
+        out: list[dict[str, Any]] = []
+        for row, traces in zip(self.rows, self.traces, strict=True):
+            for col, text, tr in zip(self.columns, row, traces, strict=True):
+                if tr:
+                    out.append({"row": row[0], "column": col, "text": text, "from": [t.to_dict() for t in tr]})
+        return out
+
     def write(self, folder: str | Path) -> list[Path]:
-        """``<folder>/<key>.csv`` and ``<key>.md``; returns the paths."""
+        """``<folder>/<key>.csv``, ``<key>.md`` and, when cells are traced, ``<key>.trace.json``."""
+        import json
+
         d = Path(folder)
         paths = [d / f"{self.key}.csv", d / f"{self.key}.md"]
         write_text(paths[0], self.to_csv())
         write_text(paths[1], self.to_markdown())
+        tr = self.trace_rows()
+        if tr:
+            paths.append(d / f"{self.key}.trace.json")
+            write_text(paths[2], json.dumps(tr, ensure_ascii=False, indent=1, default=str) + "\n")
         return paths

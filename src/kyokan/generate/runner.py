@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kyokan.errors import KyokanError
 from kyokan.generate.parse import ParseResult, parse_dialogue, parse_response
@@ -31,7 +31,11 @@ from kyokan.generate.templates import (
 from kyokan.models.base import ChatModel, Completion, GenerationParams, Message
 from kyokan.provenance import derive_seed, sha256_text
 
-GENERATION_SCHEMA = 1
+#: version of the ``meta.generation`` record (kyokan.records.GenerationInfo)
+GENERATION_SCHEMA = 2
+
+if TYPE_CHECKING:
+    from kyokan.records import GenerationSummary
 
 
 @dataclass(frozen=True)
@@ -224,10 +228,14 @@ def make_row(job: Job, comp: Completion, cfg: GenerateConfig, model_spec: str, m
 
         turns = [{"role": t["role"], "text": unicodedata.normalize("NFKC", t["text"])} for t in turns]
     prompt_blob = json.dumps(job.messages, ensure_ascii=False, sort_keys=True)
+    # a reply cut at max_new_tokens is incomplete whatever the parser made of it: its own status
+    status = "truncated" if comp.finish_reason == "length" else ("ok" if pr.format_ok else "format_violation")
     gen: dict[str, Any] = {
-        "schema": GENERATION_SCHEMA,
+        "kind": "kyokan.generation",
+        "version": GENERATION_SCHEMA,
         "task": cfg.task,
         "model": model_spec,
+        "status": status,
         "raw": comp.text,
         **pr.to_meta(),
         "finish_reason": comp.finish_reason,
@@ -336,9 +344,11 @@ def generate_file(records: Iterable[dict[str, Any]], model: ChatModel, output: s
         on_start(len(jobs), len(todo))
     t0 = time.perf_counter()
     appender = JsonlAppender(out)
+    from kyokan.records import GeneratedDialogue
 
     def write(job: Job, comp: Completion) -> None:
         row = make_row(job, comp, cfg, spec, info, fp)
+        GeneratedDialogue.model_validate(row)  # the writer holds itself to the record it promises
         appender.write(row)
         summary.written += 1
         if row["meta"]["generation"]["format_ok"]:
@@ -375,4 +385,26 @@ def generate_file(records: Iterable[dict[str, Any]], model: ChatModel, output: s
         extra = [r for k, r in rows.items() if k not in in_jobs]
         write_jsonl(out, [rows[k] for k in order if k in rows] + extra)
         summary.complete = all(k in rows for k in order)
+    write_generation_summary(out, spec, summary)
     return summary
+
+
+def summary_path_for(out: str | Path) -> Path:
+    """``generated.jsonl`` → ``generated.summary.json`` (beside the rows, as the judge does)."""
+    p = Path(out)
+    return p.with_name(p.name.rsplit(".", 1)[0] + ".summary.json")
+
+
+def write_generation_summary(out: Path, spec: str, run: RunSummary) -> GenerationSummary:
+    """Count the rows of ``out`` per status (the file's rows, so a resumed job counts them all)."""
+    from kyokan.records import GeneratedDialogue, GenerationSummary, read_rows, write_record
+
+    rows = read_rows(out, GeneratedDialogue) if out.exists() else []
+    status = dict.fromkeys(("ok", "format_violation", "truncated"), 0)
+    for r in rows:
+        status[r.status] += 1
+    rec = GenerationSummary(source=spec, output=out.name, rows=len(rows), status=status,
+                            format_ok=sum(1 for r in rows if r.generation.format_ok), complete=run.complete,
+                            failed=len(run.failed), usage=run.usage, seconds=run.seconds)
+    write_record(summary_path_for(out), rec)
+    return rec

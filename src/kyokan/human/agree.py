@@ -1,4 +1,10 @@
-"""Judge vs human (EmplifAI Table 5) from the judge's rows and imported human ratings."""
+"""Judge vs human (EmplifAI Table 5) from the judge's rows and imported human ratings.
+
+Items pair like with like: a judge row and a human per-item mean count together only when they
+are about the same dialogue (``dialogue_id`` / ``id``) of the same source. When the two sides name
+their sources differently the command refuses, naming both, until ``--source JUDGE=HUMAN`` says
+which judge rows go with which human ratings.
+"""
 
 from __future__ import annotations
 
@@ -10,83 +16,83 @@ from kyokan.human.scales import EMPLIFAI_METRICS, labels
 from kyokan.tables import Table
 
 
-def judge_model(path: str | Path) -> str | None:
-    """The judge model named in the first row that has one."""
-    from kyokan.stats.data import iter_rows
+def load_judge(path: str | Path) -> tuple[dict[str, dict[str, dict[str, float | None]]], list[str]]:
+    """({source: {dialogue id: {metric: score}}} of the scored judge rows, judge model names)."""
+    from kyokan.records import JudgedRow, read_rows
 
-    for _, row in iter_rows(path):
-        j = row.get("judge")
-        if isinstance(j, dict) and j.get("model"):
-            return str(j["model"])
-    return None
-
-
-def dialogue_sources(path: str | Path) -> dict[str, str]:
-    """id → ``meta.generation.model`` of a dialogue file (for judge rows without ``source``)."""
-    from kyokan.stats.data import iter_rows, source_of
-
-    return {str(r["id"]): s for _, r in iter_rows(path) if "id" in r and (s := source_of(r, "meta.generation.model"))}
-
-
-def load_judge(path: str | Path, dialogues: str | Path | None = None, default_source: str | None = None,
-               ) -> dict[str, dict[str, dict[str, float | None]]]:
-    from kyokan.stats.data import iter_rows, load_scores, numeric_fields, source_of
-
-    if dialogues is None:
-        return load_scores(path, default_source=default_source)
-    src_map = dialogue_sources(dialogues)
+    rows = read_rows(path, JudgedRow)
     out: dict[str, dict[str, dict[str, float | None]]] = {}
-    for _, row in iter_rows(path):
-        if row.get("status") == "unscored":
-            continue
-        rid = str(row.get("id"))
-        src = source_of(row) or src_map.get(rid) or default_source or "unknown"
-        out.setdefault(src, {})[rid] = {k: v for k, v in numeric_fields(row).items()}
+    for r in rows:
+        if r.scored:
+            out.setdefault(r.source_model, {})[r.dialogue_id] = {
+                m: (None if v is None else float(v)) for m, v in r.scores.items()}
+    judges = sorted({m for r in rows for m in r.judge.get("models", [])})
+    return out, judges
+
+
+def parse_source_pairs(specs: list[str] | None) -> list[tuple[str, str]] | None:
+    """``--source`` values: ``S`` (the same name on both sides) or ``JUDGE_SOURCE=HUMAN_SOURCE``."""
+    if not specs:
+        return None
+    out = []
+    for s in specs:
+        a, sep, b = s.partition("=")
+        a, b = a.strip(), (b.strip() if sep else a.strip())
+        if not a or not b:
+            raise KyokanError(f"--source {s!r}: expected SOURCE or JUDGE_SOURCE=HUMAN_SOURCE")
+        out.append((a, b))
     return out
 
 
-def agree(judge_path: str | Path, human_path: str | Path, *, source: str | None = None,
+def agree(judge_path: str | Path, human_path: str | Path, *, sources: list[tuple[str, str]] | None = None,
           metrics: list[str] | None = None, metric_map: dict[str, str] | None = None,
-          dialogues: str | Path | None = None, judge_name: str | None = None,
-          human_name: str = "Crowd workers") -> dict[str, Any]:
-    """Pair judge and human scores per item and build Table 5 for each source both sides rated."""
+          judge_name: str | None = None, human_name: str = "Crowd workers") -> dict[str, Any]:
+    """Pair judge and human scores per (source, dialogue) and build Table 5 for each source pair."""
     from kyokan.stats.data import load_scores
     from kyokan.stats.tables import judge_vs_human
 
     hp = Path(human_path)
     if hp.is_dir():
         hp = hp / "per_item.jsonl"
-    judge = load_judge(judge_path, dialogues)
-    human = load_scores(hp)
+    judge, judges = load_judge(judge_path)
+    hf = load_scores(hp)
+    if hf.kind != "kyokan.human.item":
+        raise KyokanError(f"{hp}: holds {hf.kind} scores; human agree needs the per_item.jsonl of `kyokan human import`")
+    human = hf.groups
     metric_map = metric_map or {}
     if metrics is None:
         names = [s.name for s in EMPLIFAI_METRICS]
         present = {m for src in judge.values() for v in src.values() for m, x in v.items() if x is not None}
         metrics = [m for m in names if m in present] or sorted(present)
-    if source is not None:
-        pairs = [(source, source)] if source in judge and source in human else []
-        if not pairs:
-            raise KyokanError(f"source {source!r} not found: judge has {sorted(judge)}, human ratings have {sorted(human)}")
+    if sources is not None:
+        for js, hs in sources:
+            if js not in judge:
+                raise KyokanError(f"--source {js}: the judge rows have no source {js!r} (they have {sorted(judge)})")
+            if hs not in human:
+                raise KyokanError(f"--source {hs}: the human ratings have no source {hs!r} (they have {sorted(human)})")
+        pairs = sources
     else:
         pairs = [(s, s) for s in sorted(judge) if s in human]
-        if not pairs and len(judge) == 1 and len(human) == 1:
-            pairs = [(next(iter(judge)), next(iter(human)))]
-    if not pairs:
-        raise KyokanError(f"no source rated by both: judge has {sorted(judge)}, human ratings have {sorted(human)}; "
-                          "pass --source")
-    jname = judge_name or judge_model(judge_path) or "LLM judge"
+        if not pairs:
+            raise KyokanError(f"the judge rows and the human ratings name different sources — judge: {sorted(judge)}, "
+                              f"human: {sorted(human)}; say which go together with --source JUDGE_SOURCE=HUMAN_SOURCE")
+    jname = judge_name or ", ".join(judges) or "LLM judge"
     lab = labels(EMPLIFAI_METRICS)
     results: dict[str, Any] = {}
     tables: list[Table] = []
     for js, hs in pairs:
+        shared = sorted(set(judge[js]) & set(human[hs]))
+        if not shared:
+            raise KyokanError(f"judge source {js!r} and human source {hs!r} share no dialogue id "
+                              f"(judge e.g. {sorted(judge[js])[:3]}, human e.g. {sorted(human[hs])[:3]})")
         hum = {k: {m: v.get(metric_map.get(m, m)) for m in metrics} for k, v in human[hs].items()}
         t, detail, data = judge_vs_human(judge[js], hum, metrics, judge_name=jname, human_name=human_name, labels=lab)
         suffix = "" if len(pairs) == 1 else f"_{_slug(js)}"
         t.key += suffix
         detail.key += suffix
-        t.title += f" — dialogues by {js}"
+        t.title += f" — dialogues by {js}" + (f" (human source {hs})" if hs != js else "")
         tables += [t, detail]
-        results[js] = {"human_source": hs, "judge": jname, "metrics": data}
+        results[js] = {"human_source": hs, "judge": jname, "items": len(shared), "metrics": data}
     return {"results": results, "tables": tables}
 
 

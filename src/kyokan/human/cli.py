@@ -85,8 +85,9 @@ def import_cmd(
     Example: kyokan human import filled_packets.csv --key survey.key.json -o runs/demo/human
     """
     from kyokan.human.ratings import aggregate, attention_report, load_key, read_ratings
-    from kyokan.io import write_json, write_jsonl
+    from kyokan.io import write_json
     from kyokan.provenance import provenance
+    from kyokan.records import HumanSummary, ItemMeans, Rating, write_record, write_rows
 
     k = load_key(key)
     rows = read_ratings(list(ratings), k)
@@ -95,13 +96,15 @@ def import_cmd(
     agg = aggregate(rows, k, set() if keep_failed else failed)
     prov = provenance("kyokan human import", {"ratings": [str(p) for p in ratings], "key": str(key),
                                               "exclude_failed_attention": not keep_failed}, k.get("seed"))
-    write_jsonl(output / "ratings.jsonl", agg["rows"])
-    write_jsonl(output / "per_item.jsonl", agg["per_item"])
-    summary = {"style": k.get("style"), "scales": k["scales"], "ratings": len(agg["rows"]), "raters": agg["raters"],
+    summary = {"kind": "kyokan.human.summary", "version": 1, "style": k.get("style"), "scales": k["scales"],
+               "ratings": len(agg["rows"]), "raters": agg["raters"],
                "items": agg["items"], "per_source": agg["per_source"], "agreement": agg["agreement"],
                "attention": {"raters_checked": len(att), "failed": sorted(failed), "excluded": [] if keep_failed else sorted(failed),
-                             "details": att}}
-    write_json(output / "summary.json", summary)
+                             "details": att}, "provenance": prov}
+    # validated as the typed records before anything is written
+    write_rows(output / "ratings.jsonl", [Rating.model_validate(r) for r in agg["rows"]])
+    write_rows(output / "per_item.jsonl", [ItemMeans.model_validate(r) for r in agg["per_item"]])
+    write_record(output / "summary.json", HumanSummary.model_validate(summary))
     write_json(output / "provenance.json", prov)
     if json_:
         print_json({k2: v for k2, v in summary.items() if k2 != "scales"})
@@ -118,20 +121,21 @@ def import_cmd(
 
 @human_app.command("agree")
 def agree_cmd(
-    judge: Path = typer.Argument(..., help="The judge's rows (JSONL: id, status, scores, judge, source)."),
+    judge: Path = typer.Argument(..., help="The judge's rows (kyokan judge's judged.jsonl)."),
     human: Path = typer.Argument(..., help="Imported human ratings: the folder of `kyokan human import` or its per_item.jsonl."),
     output: Path = typer.Option(..., "-o", "--output", help="Output folder: emplifai_table5.csv/.md, agreement.json."),
-    source: str = typer.Option(None, "--source", help="Compare only the dialogues of this source model."),
-    dialogues: Path = typer.Option(None, "--dialogues", help="Dialogue file giving meta.generation.model for judge rows without a source."),
+    source: list[str] = typer.Option([], "--source", help="Which judge rows go with which human ratings: SOURCE, or "
+                                                         "JUDGE_SOURCE=HUMAN_SOURCE when the names differ (repeatable; "
+                                                         "default: every source both sides name)."),
     metric_map: list[str] = typer.Option([], "--map", help="JUDGE_METRIC=HUMAN_SCALE when the names differ (repeatable)."),
     json_: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Judge vs human per metric, laid out as EmplifAI Table 5: Pearson r (p) where both sides vary,
     the mean absolute difference alone where one side has no variance (and the table says so).
 
-    Example: kyokan human agree runs/demo/judge/scores.jsonl runs/demo/human -o runs/demo/agree
+    Example: kyokan human agree runs/demo/judge/judged.jsonl runs/demo/human -o runs/demo/agree
     """
-    from kyokan.human.agree import agree
+    from kyokan.human.agree import agree, parse_source_pairs
     from kyokan.io import write_json
     from kyokan.provenance import provenance
 
@@ -141,7 +145,7 @@ def agree_cmd(
         if not sep:
             raise KyokanError(f"--map {m!r}: expected JUDGE_METRIC=HUMAN_SCALE")
         mm[a] = b
-    res = agree(judge, human, source=source, metric_map=mm, dialogues=dialogues)
+    res = agree(judge, human, sources=parse_source_pairs(source), metric_map=mm)
     for t in res["tables"]:
         t.write(output)
     prov = provenance("kyokan human agree", {"judge": str(judge), "human": str(human), "source": source, "map": mm})

@@ -15,13 +15,15 @@ from kyokan.io import write_json, write_jsonl, write_text
 
 def items_from_file(path: str | Path, source: str | None = None) -> list[Item]:
     """Dialogues of a kyokan file as items; the source is ``source``, else each record's
-    ``meta.generation.model`` / ``meta.source``, else the file name."""
+    ``meta.generation.model`` (generated) / ``meta.source``, else the file name."""
     from kyokan.data import read_records
-    from kyokan.stats.data import source_of
 
     out = []
     for rec in read_records(path, allow_unlabelled=True):
-        src = source or source_of(rec, "meta.generation.model") or source_of(rec, "meta.source") or Path(path).stem
+        meta = rec.get("meta") or {}
+        g = meta.get("generation")
+        gen: dict[str, Any] = g if isinstance(g, dict) else {}
+        src = source or gen.get("model") or meta.get("source") or Path(path).stem
         out.append(Item(str(rec["id"]), src, rec.get("emotion"), rec.get("lang") or "ja", rec.get("situation") or "",
                         [{"role": t["role"], "text": t["text"]} for t in rec["turns"]]))
     if not out:

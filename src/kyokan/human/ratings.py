@@ -173,7 +173,8 @@ def aggregate(ratings: list[Rating], key: dict[str, Any], exclude: set[str]) -> 
         info = key["items"][r.item]
         if info.get("attention") or r.rater in exclude:
             continue
-        rows.append({"rater": r.rater, "item": r.item, "id": info["sample_id"], "source": info["source"],
+        rows.append({"kind": "kyokan.human.rating", "version": 1, "rater": r.rater, "item": r.item,
+                     "id": info["sample_id"], "source": info["source"],
                      "emotion": info.get("emotion"), "assignment": r.assignment, "scores": r.scores})
         per_item[(info["source"], info["sample_id"])][r.rater] = r.scores
     emotions = {(i["source"], i["sample_id"]): i.get("emotion") for i in key["items"].values() if not i.get("attention")}
@@ -182,7 +183,7 @@ def aggregate(ratings: list[Rating], key: dict[str, Any], exclude: set[str]) -> 
     for (src, sid), raters in sorted(per_item.items()):
         means = {s.name: float(np.mean([sc[s.name] for sc in raters.values()])) for s in scales}
         sds = {s.name: _sd([sc[s.name] for sc in raters.values()]) for s in scales}
-        items_out.append({"id": sid, "source": src, "emotion": emotions.get((src, sid)), "n_raters": len(raters), "means": means, "sd": sds})
+        items_out.append({"kind": "kyokan.human.item", "version": 1, "id": sid, "source": src, "emotion": emotions.get((src, sid)), "n_raters": len(raters), "means": means, "sd": sds})
         for s in scales:
             by_source[src][s.name].append(means[s.name])
     summary: dict[str, Any] = {}
@@ -200,11 +201,7 @@ def aggregate(ratings: list[Rating], key: dict[str, Any], exclude: set[str]) -> 
             for rt, sc in rs.items():
                 mat[ri[rt], u] = sc[s.name]
         levels = ("nominal",) if s.kind == "binary" else ("ordinal", "interval")
-        agreement[s.name] = {f"krippendorff_alpha_{lv}": _finite(krippendorff_alpha(mat, lv)) for lv in levels}
+        agreement[s.name] = {f"krippendorff_alpha_{lv}": krippendorff_alpha(mat, lv) for lv in levels}
         agreement[s.name]["icc"] = [r.to_dict() for r in icc_auto(unit_ratings)] if s.kind != "binary" else []
     return {"rows": rows, "per_item": items_out, "per_source": summary, "agreement": agreement,
             "raters": len(rater_ids), "items": len(items_out)}
-
-
-def _finite(x: float) -> float | None:
-    return None if math.isnan(x) else x

@@ -9,13 +9,6 @@ concurrent, fault-tolerant, and honest about what it could not score.
     res.summary["table"]   # source model -> metric -> {mean, sd, n, unscored, format_violations}
 """
 
-from kyokan.judge.agreement import (
-    exact_agreement,
-    krippendorff_alpha_interval,
-    mad,
-    pearson,
-    spearman,
-)
 from kyokan.judge.cache import AnswerCache, cache_key
 from kyokan.judge.engine import STATUSES, CallStats, Judge, JudgeConfig, source_model
 from kyokan.judge.formatrule import DEFAULT_EXCHANGES, format_violation, response_length
@@ -75,27 +68,22 @@ __all__ = [
     "available_rubrics",
     "cache_key",
     "cache_path_for",
-    "exact_agreement",
     "format_violation",
     "get_rubric",
     "judge_file",
     "judge_pairs_file",
-    "krippendorff_alpha_interval",
     "load_rubric_file",
-    "mad",
     "pair_up",
     "pairwise_messages",
     "parse_score",
     "parse_scores",
     "parse_winner",
     "parse_winners",
-    "pearson",
     "per_metric_messages",
     "read_input",
     "response_length",
     "rubric_from_dict",
     "source_model",
-    "spearman",
     "summarize",
     "summarize_pairwise",
     "summary_path_for",

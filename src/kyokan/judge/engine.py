@@ -313,6 +313,14 @@ def source_model(record: dict[str, Any]) -> str:
     return str(gen.get("model") or meta.get("source") or "unknown")
 
 
+def dialogue_id(record: dict[str, Any]) -> str:
+    """The dialogue's own id: ``meta.dialogue_id`` where the caller made ``id`` unique per system
+    (the pipeline's ``system::id``), else ``id``."""
+    m = record.get("meta")
+    did = m.get("dialogue_id") if isinstance(m, dict) else None
+    return str(did if did not in (None, "") else record.get("id"))
+
+
 class Judge:
     """Scores dialogues on a rubric with one or more judge models."""
 
@@ -366,7 +374,8 @@ class Judge:
         """The row for one dialogue record (a dict in kyokan's record format)."""
         rub, c = self.rubric, self.config
         metrics = rub.metric_ids
-        row: dict[str, Any] = {"id": str(record.get("id")), "status": "ok"}
+        row: dict[str, Any] = {"kind": "kyokan.judge.row", "version": 1, "id": str(record.get("id")),
+                               "dialogue_id": dialogue_id(record), "status": "ok"}
         base = {"source_model": source_model(record), "emotion": record.get("emotion"),
                 "lang": record.get("lang"), "response_chars": response_length(record)}
         why = format_violation(record, c.exchanges)

@@ -43,12 +43,16 @@ def format_violation(record: dict[str, Any], exchanges: int = DEFAULT_EXCHANGES)
 
 
 def response_length(record: dict[str, Any]) -> int:
-    """Characters in the listener turns (whitespace excluded): the x of the length-bias diagnostic."""
+    """Characters the system wrote as the listener (whitespace excluded): the x of the length-bias
+    diagnostic. For a generated reply (``meta.generation.task == "response"``) only the last
+    listener turn is the model's — the turns before it are the human-written context."""
     turns = record.get("turns")
     if not isinstance(turns, list):
         return 0
-    n = 0
-    for t in turns:
-        if isinstance(t, dict) and t.get("role") == "listener" and isinstance(t.get("text"), str):
-            n += sum(1 for ch in t["text"] if not ch.isspace())
-    return n
+    listener = [t["text"] for t in turns
+                if isinstance(t, dict) and t.get("role") == "listener" and isinstance(t.get("text"), str)]
+    meta = record.get("meta")
+    gen = meta.get("generation") if isinstance(meta, dict) else None
+    if isinstance(gen, dict) and gen.get("task") == "response":
+        listener = listener[-1:]
+    return sum(1 for text in listener for ch in text if not ch.isspace())

@@ -14,7 +14,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from kyokan.judge import agreement as ag
+from kyokan.stats import (
+    exact_agreement,
+    krippendorff_alpha,
+    mean_absolute_difference,
+    pearson,
+    spearman,
+)
 
 #: |Spearman rho| from which the length-bias diagnostic raises a flag (with n ≥ LENGTH_BIAS_MIN_N)
 LENGTH_BIAS_RHO = 0.3
@@ -68,11 +74,14 @@ def summarize(rows_in: Iterable[dict[str, Any]], metrics: list[str] | None = Non
     judges = sorted({j for r in rows for j in (r.get("judge") or {}).get("models", [])})
     versions = sorted({(r.get("judge") or {}).get("rubric_version", "") for r in rows} - {""})
     out: dict[str, Any] = {
+        "kind": "kyokan.judge.summary",
+        "version": 1,
         "n_rows": len(rows),
         "metrics": metrics,
         "judges": judges,
         "rubric_versions": versions,
         "status_counts": status_counts,
+        "rows_by_source": {src: len(by_source[src]) for src in sorted(by_source)},
         "table": table,
         "overall": _table_rows(rows, metrics),
         "length_bias": length_bias(rows, metrics),
@@ -159,8 +168,8 @@ def length_bias(rows: list[dict[str, Any]], metrics: list[str]) -> dict[str, Any
                    and (r.get("scores") or {}).get(m) is not None]
             xs = [p[0] for p in pts]
             ys = [p[1] for p in pts]
-            rho = ag.spearman(xs, ys)
-            res[m] = {"n": len(pts), "spearman": _r(rho), "pearson": _r(ag.pearson(xs, ys)),
+            rho = spearman(xs, ys).statistic
+            res[m] = {"n": len(pts), "spearman": _r(rho), "pearson": _r(pearson(xs, ys).statistic),
                       "quartiles": _quartiles(pts),
                       "flag": bool(rho is not None and abs(rho) >= LENGTH_BIAS_RHO and len(pts) >= LENGTH_BIAS_MIN_N)}
         return res
@@ -168,7 +177,7 @@ def length_bias(rows: list[dict[str, Any]], metrics: list[str]) -> dict[str, Any
     by_src: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by_src[str(r.get("source_model") or "unknown")].append(r)
-    return {"x": "response_chars (listener turns, whitespace excluded)", "overall": one(rows),
+    return {"x": "response_chars (characters the system wrote as the listener, whitespace excluded)", "overall": one(rows),
             "by_source": {s: one(rs) for s, rs in sorted(by_src.items())}}
 
 
@@ -207,10 +216,10 @@ def agreement(rows: list[dict[str, Any]], metrics: list[str]) -> dict[str, Any] 
             for i, a in enumerate(judges):
                 for b in judges[i + 1:]:
                     x, y = per_judge[a], per_judge[b]
-                    pairs[f"{a} | {b}"] = {"pearson": _r(ag.pearson(x, y)), "spearman": _r(ag.spearman(x, y)),
-                                           "mad": _r(ag.mad(x, y)), "exact": _r(ag.exact_agreement(x, y))}
+                    pairs[f"{a} | {b}"] = {"pearson": _r(pearson(x, y).statistic), "spearman": _r(spearman(x, y).statistic),
+                                           "mad": _r(mean_absolute_difference(x, y)), "exact": _r(exact_agreement(x, y))}
             out["between_judges"][m] = {
-                "krippendorff_alpha_interval": _r(ag.krippendorff_alpha_interval([per_judge[j] for j in judges])),
+                "krippendorff_alpha_interval": _r(krippendorff_alpha([per_judge[j] for j in judges], "interval")),
                 "pairs": pairs}
         within = {}
         for j in judges:
@@ -219,7 +228,7 @@ def agreement(rows: list[dict[str, Any]], metrics: list[str]) -> dict[str, Any] 
                 continue
             coders = [[(r["votes"].get(j) or {}).get(m, [None] * k)[s]
                        if s < len((r["votes"].get(j) or {}).get(m) or []) else None for r in voted] for s in range(k)]
-            within[j] = {"samples": k, "krippendorff_alpha_interval": _r(ag.krippendorff_alpha_interval(coders))}
+            within[j] = {"samples": k, "krippendorff_alpha_interval": _r(krippendorff_alpha(coders, "interval"))}
         if within:
             out["within_judge"][m] = within
     return out

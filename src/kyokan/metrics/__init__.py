@@ -20,7 +20,6 @@ from kyokan.metrics.registry import (
     register_metric,
 )
 from kyokan.metrics.responses import evaluate_responses
-from kyokan.metrics.stats import bootstrap_mean
 from kyokan.metrics.tries import TrieStats, response_tries
 
 __all__ = [
@@ -34,7 +33,6 @@ __all__ = [
     "ResponseMetric",
     "TrieStats",
     "available_metrics",
-    "bootstrap_mean",
     "build_table",
     "classification_report",
     "evaluate_responses",

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from kyokan.console import err, out, print_json
 from kyokan.errors import KyokanError
+
+if TYPE_CHECKING:
+    from kyokan.records import LabelsSummary
 
 eval_app = typer.Typer(help="Automatic evaluation: taxonomy validity, response metrics, general capability.",
                        no_args_is_help=True)
@@ -23,17 +26,17 @@ def _offline_env() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def _print_label_summary(s: dict[str, Any]) -> None:
-    acc = s["accuracy"]
-    out.print(f"n={s['n']}  accuracy={acc['mean']:.4f} [{acc['ci_low']:.4f}, {acc['ci_high']:.4f}]  "
-              f"macro-F1={s['macro_f1']:.4f}  off-list={s['off_list']}")
-    bs = s.get("bertscore")
-    if bs:
-        out.print("BERTScore  P={:.4f}  R={:.4f}  F1={:.4f}  ({} distinct pairs)".format(
-            bs["precision"]["mean"], bs["recall"]["mean"], bs["f1"]["mean"], bs["distinct_pairs"]))
-    vc = s.get("vector_cosine", {})
-    if vc.get("mean") is not None:
-        out.print(f"vector cosine {vc['mean']:.4f} [{vc['ci_low']:.4f}, {vc['ci_high']:.4f}]  (n={vc['n']})")
+def _print_label_summary(s: LabelsSummary) -> None:
+    acc = s.accuracy
+    out.print(f"n={s.n}  accuracy={acc.mean:.4f} [{acc.ci_low:.4f}, {acc.ci_high:.4f}]  "
+              f"macro-F1={s.macro_f1 or 0:.4f}  off-list={s.off_list}")
+    bs = s.bertscore
+    if bs is not None and bs.f1.mean is not None:
+        out.print(f"BERTScore  P={bs.precision.mean:.4f}  R={bs.recall.mean:.4f}  F1={bs.f1.mean:.4f}  "
+                  f"({bs.distinct_pairs} distinct pairs)")
+    vc = s.vector_cosine
+    if vc is not None and vc.mean is not None:
+        out.print(f"vector cosine {vc.mean:.4f} [{vc.ci_low:.4f}, {vc.ci_high:.4f}]  (n={vc.n})")
 
 
 @eval_app.command("labels")
@@ -63,8 +66,8 @@ def labels_cmd(
     rows = read_predictions(predictions, tax, lang)
     s = score_labels(rows, output, taxonomy=tax, bertscore=bertscore, bertscore_model=bertscore_model,
                      bertscore_layer=bertscore_layer, vectors=vectors, seed=seed, resamples=resamples,
-                     extra={"predictions": str(predictions)})
-    print_json(s) if json_ else _print_label_summary(s)
+                     source=predictions.stem, extra={"predictions": str(predictions)})
+    print_json(s.to_json()) if json_ else _print_label_summary(s)
 
 
 @eval_app.command("emotions")
@@ -121,8 +124,9 @@ def emotions_cmd(
         err.print(f"{info['failed']} call(s) failed (see {output}/errors.jsonl); rerun to retry them", markup=False)
     rows = read_predictions(Path(output) / "predictions.jsonl", tax)
     s = score_labels(rows, output, taxonomy=tax, bertscore=bertscore, bertscore_model=bertscore_model,
-                     bertscore_layer=bertscore_layer, vectors=vectors, seed=seed, extra={"prediction_run": info})
-    print_json(s) if json_ else _print_label_summary(s)
+                     bertscore_layer=bertscore_layer, vectors=vectors, seed=seed, source=model,
+                     extra={"prediction_run": info})
+    print_json(s.to_json()) if json_ else _print_label_summary(s)
     if info["failed"]:
         raise typer.Exit(1)
 
@@ -139,6 +143,10 @@ def responses_cmd(
     epitome: Path = typer.Option(None, "--epitome", help="Folder of trained EPITOME classifiers (er/ex/ip) for DIFF-EPITOME."),
     bertscore_model: str = typer.Option(None, "--bertscore-model", help=BS_MODEL),
     bertscore_layer: int = typer.Option(None, "--bertscore-layer", help=BS_LAYER),
+    source: str = typer.Option(None, "--source", help="Name of the system whose replies these are (default: the "
+                                                     "generation rows' model, else the file name)."),
+    truncated: str = typer.Option("flag", "--truncated", help="Replies cut at max_new_tokens: flag (score and mark "
+                                                             "them) or exclude (leave them out)."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
     resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples."),
     json_: bool = typer.Option(False, "--json", help="Print summary.json."),
@@ -157,23 +165,24 @@ def responses_cmd(
                             "bertscore_model": bertscore_model, "bertscore_layer": bertscore_layer}
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     s = evaluate_responses(generated, output, reference=reference, metrics=names, lang=lang, seed=seed,
-                           resamples=resamples, options=opts,
+                           resamples=resamples, options=opts, source=source, truncated=truncated,
                            progress=lambda name: err.print(f"[metrics] {name}", markup=False))
     if json_:
-        print_json(s)
+        print_json(s.to_json())
         return
-    for name, m in s["metrics"].items():
-        for field, v in (m.get("means") or {}).items():
-            if v["mean"] is not None:
-                out.print(f"{name}.{field}: {v['mean']:.4f} [{v['ci_low']:.4f}, {v['ci_high']:.4f}] (n={v['n']})")
-        if name == "tries":
-            out.print("tries: " + ", ".join(f"{k}={m[k]}" for k in ("templates", "span_nodes", "total_nodes",
-                                                                   "root_children", "compression_ratio",
-                                                                   "unique_start_words")))
-    for name, why in s["skipped"].items():
+    for name, m in s.metrics.items():
+        for field, v in m.means.items():
+            if v.mean is not None:
+                out.print(f"{name}.{field}: {v.mean:.4f} [{v.ci_low:.4f}, {v.ci_high:.4f}] (n={v.n})")
+        if m.values:
+            out.print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in m.values.items()))
+    for name, why in s.skipped.items():
         err.print(f"skipped {name}: {why}", markup=False)
-    if s.get("license_note"):
-        err.print(s["license_note"], markup=False)
+    if s.inputs.truncated:
+        err.print(f"{s.inputs.truncated} repl(ies) were cut at max_new_tokens"
+                  + (" and left out" if truncated == "exclude" else " (scored, marked truncated)"), markup=False)
+    if s.license_note:
+        err.print(s.license_note, markup=False)
 
 
 @eval_app.command("nidf-table")

@@ -159,7 +159,7 @@ def predict_emotions(data: str | Path, model_spec: str, out_dir: str | Path, *, 
                 valid = valid_json_answer(res.text, p.json_schema) if p.json_schema is not None else None
                 if valid is False:
                     invalid += 1
-                row: dict[str, Any] = {"id": d.id, "gold": d.emotion, "predicted": pred, "raw": res.text, "answer": raw,
+                row: dict[str, Any] = {"kind": "kyokan.eval.prediction", "version": 1, "id": d.id, "gold": d.emotion, "predicted": pred, "raw": res.text, "answer": raw,
                                        "off_list": off, "lang": d.lang, "decoding": decoding, "schema_valid": valid}
                 clp = getattr(res, "choice_logprobs", None)
                 if clp:

@@ -19,12 +19,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kyokan.errors import InputError, KyokanError, Problem
-from kyokan.io import write_json, write_jsonl
-from kyokan.metrics.stats import bootstrap_mean
+from kyokan.io import write_jsonl
+from kyokan.stats.resampling import bootstrap_mean
 from kyokan.taxonomy import Taxonomy, get_taxonomy
+
+if TYPE_CHECKING:
+    from kyokan.records import LabelsSummary
 
 NONE_LABEL = "(none)"
 
@@ -109,20 +112,26 @@ def classification_report(tax: Taxonomy, gold: Sequence[str], pred: Sequence[str
 
 def score_labels(rows: list[LabelRow], out_dir: str | Path | None = None, *, taxonomy: str | Taxonomy | None = None,
                  bertscore: bool = True, bertscore_model: str | None = None, bertscore_layer: int | None = None,
-                 vectors: str | None = None, seed: int = 0, resamples: int = 1000,
-                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                 vectors: str | None = None, seed: int = 0, resamples: int = 1000, source: str = "predictions",
+                 extra: dict[str, Any] | None = None) -> LabelsSummary:
+    """Score the rows; writes ``per_example.jsonl`` (kyokan.records.LabelExample) and
+    ``summary.json`` (kyokan.records.LabelsSummary) into ``out_dir`` and returns the summary.
+    ``source`` names the predictor (a model spec, or the predictions file)."""
+    from kyokan.records import LabelsSummary, write_record
+
     tax = _resolve_taxonomy(taxonomy)
     langs = sorted({r.lang for r in rows})
     lang = langs[0] if len(langs) == 1 else "ja"
     gold_words = [tax.label(r.gold).name(r.lang) for r in rows]
     pred_words = [tax.label(r.predicted).name(r.lang) if r.predicted else r.raw for r in rows]
     correct = [1.0 if r.predicted == r.gold else 0.0 for r in rows]
-    summary: dict[str, Any] = {"kind": "kyokan.eval.labels", "version": 1, "taxonomy": tax.name, "lang": lang,
+    summary: dict[str, Any] = {"kind": "kyokan.eval.labels", "version": 2, "source": source, "taxonomy": tax.name,
+                               "lang": lang,
                                "n": len(rows), "accuracy": bootstrap_mean(correct, seed=seed, resamples=resamples),
                                "off_list": sum(r.off_list for r in rows),
                                "unmatched": sum(r.predicted is None for r in rows)}
     summary.update(classification_report(tax, [r.gold for r in rows], [r.predicted for r in rows]))
-    per: list[dict[str, Any]] = [{"id": r.id, "gold": r.gold, "predicted": r.predicted, "raw": r.raw,
+    per: list[dict[str, Any]] = [{"kind": "kyokan.eval.labels.example", "version": 1, "id": r.id, "gold": r.gold, "predicted": r.predicted, "raw": r.raw,
                                   "off_list": r.off_list, "correct": bool(c), "gold_word": gw, "predicted_word": pw}
                                  for r, c, gw, pw in zip(rows, correct, gold_words, pred_words, strict=True)]
     if bertscore:
@@ -161,16 +170,20 @@ def score_labels(rows: list[LabelRow], out_dir: str | Path | None = None, *, tax
             cos.append(cache[(pw, gw)])
         summary["vector_cosine"] = {**bootstrap_mean(cos, seed=seed, resamples=resamples), "vectors": vec.info()}
     else:
-        summary["vector_cosine"] = {"skipped": f"no word vectors for lang {lang!r} offline; pass --vectors PATH.vec"}
+        summary["vector_cosine"] = None
+        summary["vector_cosine_skipped"] = f"no word vectors for lang {lang!r} offline; pass --vectors PATH.vec"
+    if not bertscore:
+        summary["bertscore_skipped"] = "turned off (--no-bertscore)"
     summary["bootstrap"] = {"seed": seed, "resamples": resamples, "confidence": 0.95, "method": "percentile"}
     if extra:
         summary.update(extra)
     from kyokan.metrics.responses import provenance
 
     summary["provenance"] = provenance()
+    rec = LabelsSummary.model_validate(summary)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         write_jsonl(out / "per_example.jsonl", per)
-        write_json(out / "summary.json", summary)
-    return summary
+        write_record(out / "summary.json", rec)
+    return rec

@@ -10,10 +10,11 @@ Inputs
   Every utterance of REF forms the reference corpus of the NIDF count table unless
   ``--nidf-counts`` names a saved table.
 
-Outputs (in DIR): ``per_example.jsonl`` (one line per GEN row: id and each metric's values),
-``summary.json`` (per metric: definition, system means with bootstrap 95% CIs, system-level
-fields, provenance, skipped metrics with the reason, and the licenses of every lexicon used),
-``nidf_counts.json`` when the table was built from REF.
+Outputs (in DIR), typed records of ``kyokan.records``: ``per_example.jsonl`` (ResponseExample:
+one line per GEN row — id, source, each metric's values; rows not scored say why in ``excluded``),
+``summary.json`` (ResponsesSummary: per metric its definition, means with bootstrap 95% CIs,
+system-level values and info, provenance; skipped metrics with the reason; the licenses of every
+lexicon used), ``nidf_counts.json`` when the table was built from REF.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kyokan.errors import InputError, KyokanError, Problem
-from kyokan.io import iter_json_objects, write_json, write_jsonl
+from kyokan.io import iter_json_objects
 from kyokan.metrics.registry import (
     Example,
     MetricContext,
@@ -35,10 +36,15 @@ from kyokan.metrics.registry import (
     available_metrics,
     get_metric,
 )
-from kyokan.metrics.stats import bootstrap_mean
+from kyokan.stats.resampling import bootstrap_mean
+
+if TYPE_CHECKING:
+    from kyokan.records import MetricSummary, ResponseExample, ResponsesSummary
 
 RESPONSE_KEYS = ("response", "generated", "output", "text")
 DEFAULT_METRICS = ("bertscore", "nidf", "iva", "tries", "length", "diff_epitome")
+#: what happens to replies cut at max_new_tokens: scored and flagged, or left out
+TRUNCATED_POLICIES = ("flag", "exclude")
 
 
 @dataclass
@@ -83,14 +89,15 @@ def read_references(path: str | Path) -> tuple[dict[str, Reference], list[str]]:
     return refs, corpus
 
 
-def read_generations(path: str | Path) -> list[dict[str, Any]]:
-    """Rows with ``id``, ``response`` and optional ``context``/``lang``/``history``."""
+def read_generations(path: str | Path, truncated: str = "flag") -> list[dict[str, Any]]:
+    """Rows with ``id``, ``response`` and optional ``context``/``lang``/``history``; a row that is
+    not scored has ``response: None`` and ``excluded`` saying why."""
     p = Path(path)
     if not p.exists():
         raise KyokanError(f"{p}: file not found")
     first = _first_row(p)
     if first is not None and "turns" in first and isinstance((first.get("meta") or {}).get("generation"), dict):
-        return _generated_dialogues(p)
+        return _generated_dialogues(p, truncated)
     if first is None or "turns" in first:
         from kyokan.data import read_dialogues
 
@@ -131,33 +138,37 @@ def read_generations(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _generated_dialogues(p: Path) -> list[dict[str, Any]]:
-    """Rows of `kyokan generate` output. A row that broke the requested format has no reply to
-    score: it is kept out of the metrics (``excluded``) and counted, never scored as empty text."""
+def _generated_dialogues(p: Path, truncated: str) -> list[dict[str, Any]]:
+    """Rows of `kyokan generate` output, read as typed records. A row that broke the requested
+    format has no reply to score: it is kept out of the metrics (``excluded``) and counted, never
+    scored as empty text. A reply cut at max_new_tokens is scored and flagged, or left out with
+    ``truncated="exclude"``."""
+    from kyokan.records import GeneratedDialogue, read_rows
+
     rows: list[dict[str, Any]] = []
-    problems: list[Problem] = []
-    for lineno, r, problem in iter_json_objects(p):
-        if r is None or not r.get("id"):
-            problems.append(problem or Problem(str(p), lineno, "id", "missing"))
+    for g in read_rows(p, GeneratedDialogue):
+        base = {"id": g.id, "lang": g.lang, "_line": g._line, "source": g.system,
+                "truncated": g.status == "truncated"}
+        reply = g.reply
+        if reply is None:
+            rows.append({**base, "response": None, "excluded": g.generation.reason or "format_violation"})
             continue
-        gen = (r.get("meta") or {}).get("generation") or {}
-        turns = [t for t in r.get("turns") or [] if isinstance(t, dict) and isinstance(t.get("text"), str)]
-        last = max((i for i, t in enumerate(turns) if t.get("role") == "listener"), default=None)
-        if gen.get("format_ok") is False or last is None or last == 0:
-            rows.append({"id": str(r["id"]), "response": None, "lang": r.get("lang"), "_line": lineno,
-                         "excluded": gen.get("reason") or "format_violation"})
+        if g.status == "truncated" and truncated == "exclude":
+            rows.append({**base, "response": None, "excluded": "truncated at max_new_tokens"})
             continue
-        hist = turns[:last]
-        speaker = [t["text"] for t in hist if t.get("role") == "speaker"]
-        rows.append({"id": str(r["id"]), "response": turns[last]["text"], "context": speaker[-1] if speaker else "",
-                     "lang": r.get("lang"), "history": hist, "_line": lineno})
-    if problems:
-        raise InputError(problems[:50], len(problems))
+        i = g.reply_index()
+        hist = [t.model_dump() for t in g.turns[:i]]
+        rows.append({**base, "response": reply, "context": g.context, "history": hist})
     return rows
 
 
-def build_examples(gen_path: str | Path, ref_path: str | Path | None, lang: str | None) -> tuple[list[Example], list[str], dict[str, Any]]:
-    gens = read_generations(gen_path)
+def build_examples(gen_path: str | Path, ref_path: str | Path | None, lang: str | None, truncated: str = "flag",
+                   ) -> tuple[list[Example], list[str], dict[str, Any], list[dict[str, Any]]]:
+    """(examples to score, reference corpus, input counts, every generated row in file order)."""
+    if truncated not in TRUNCATED_POLICIES:
+        raise KyokanError(f"truncated replies: {truncated!r}; choose {' or '.join(TRUNCATED_POLICIES)}")
+    gens = read_generations(gen_path, truncated)
+    all_rows = list(gens)
     refs: dict[str, Reference] = {}
     corpus: list[str] = []
     if ref_path is not None:
@@ -178,7 +189,8 @@ def build_examples(gen_path: str | Path, ref_path: str | Path | None, lang: str 
         ex_lang = lang or g.get("lang") or (ref.lang if ref else None) or "en"
         examples.append(Example(id=g["id"], response=g["response"], context=context,
                                 reference=ref.reply if ref else None, lang=str(ex_lang),
-                                history=ref.history if ref else list(g.get("history") or [])))
+                                history=ref.history if ref else list(g.get("history") or []),
+                                meta={"truncated": bool(g.get("truncated"))}))
     if problems:
         raise InputError(problems[:50], len(problems))
     if not examples and not excluded:
@@ -188,8 +200,11 @@ def build_examples(gen_path: str | Path, ref_path: str | Path | None, lang: str 
         raise KyokanError(f"{gen_path}: mixed languages {langs}; score each language separately (--lang)")
     info = {"generated": str(gen_path), "reference": str(ref_path) if ref_path else None, "examples": len(examples),
             "reference_dialogues": len(refs), "reference_unmatched": len(set(refs) - {ex.id for ex in examples}),
-            "excluded_format_violations": len(excluded), "generated_rows": len(gens) + len(excluded)}
-    return examples, corpus, info
+            "excluded_format_violations": sum(1 for g in excluded if not str(g.get("excluded", "")).startswith("truncated")),
+            "generated_rows": len(all_rows),
+            "truncated": sum(1 for g in all_rows if g.get("truncated")),
+            "excluded_truncated": sum(1 for g in excluded if str(g.get("excluded", "")).startswith("truncated"))}
+    return examples, corpus, info, all_rows
 
 
 def _numeric_fields(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -201,27 +216,52 @@ def _numeric_fields(rows: Sequence[dict[str, Any]]) -> list[str]:
     return keys
 
 
-def summarize(name: str, definition: str, out: MetricOutput, seed: int, resamples: int) -> dict[str, Any]:
+def summarize(name: str, definition: str, out: MetricOutput, seed: int, resamples: int) -> MetricSummary:
+    """A metric's summary: a bootstrap mean per aggregated per-example field; the metric's
+    system-level fields split into numbers (``values``, which tables show) and the rest (``info``)."""
+    from kyokan.records import MeanCI, MetricSummary
+
     fields = out.aggregate if out.aggregate is not None else _numeric_fields(out.per_example)
-    means = {f: bootstrap_mean([r.get(f) for r in out.per_example], seed=seed, resamples=resamples) for f in fields}
-    return {"definition": definition, **({"means": means} if fields else {}), **out.system,
-            **({"provenance": out.provenance} if out.provenance else {})}
+    means = {f: MeanCI(**bootstrap_mean([r.get(f) for r in out.per_example], seed=seed, resamples=resamples))
+             for f in fields}
+    values: dict[str, float | int | None] = {}
+    info: dict[str, Any] = {}
+    for k, v in out.system.items():
+        if v is None or (isinstance(v, int | float) and not isinstance(v, bool)):
+            values[k] = v
+        else:
+            info[k] = v
+    return MetricSummary(definition=definition, means=means, values=values, info=info,
+                         provenance=dict(out.provenance))
 
 
 def evaluate_responses(gen_path: str | Path, out_dir: str | Path, *, reference: str | Path | None = None,
                        metrics: Sequence[str] | None = None, lang: str | None = None, seed: int = 0,
                        resamples: int = 1000, options: dict[str, Any] | None = None,
-                       progress: Any = None) -> dict[str, Any]:
+                       progress: Any = None, source: str | None = None, truncated: str = "flag") -> ResponsesSummary:
+    """Score one system's replies; writes ``per_example.jsonl`` (kyokan.records.ResponseExample,
+    every generated row, unscored ones with ``excluded``) and ``summary.json``
+    (kyokan.records.ResponsesSummary). ``source`` names the system: by default the generation
+    rows' ``meta.generation.model``, else the file name without its suffix."""
+    from kyokan.records import License, ResponseInputs, ResponsesSummary, write_record, write_rows
+
     t0 = time.time()
-    examples, corpus, info = build_examples(gen_path, reference, lang)
+    examples, corpus, info, all_rows = build_examples(gen_path, reference, lang, truncated)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if not examples:  # every generated row broke the format: nothing to measure, and say so
-        empty = {"kind": "kyokan.eval.responses", "version": 1, "lang": lang, "inputs": info, "metrics": {},
-                 "skipped": {"*": "every generated row broke the requested format (see inputs.excluded_format_violations)"},
-                 "licenses": [], "provenance": provenance(), "seconds": round(time.time() - t0, 3)}
-        write_jsonl(out / "per_example.jsonl", [])
-        write_json(out / "summary.json", empty)
+    systems = sorted({str(r["source"]) for r in all_rows if r.get("source")})
+    if source is None:
+        if len(systems) > 1:
+            raise KyokanError(f"{gen_path}: rows of several systems {systems}; score each system's file on its own")
+        source = systems[0] if systems else Path(gen_path).stem
+    inputs = ResponseInputs(**info)
+    if not examples:  # every generated row was left out: nothing to measure, and say so
+        empty = ResponsesSummary(source=source, lang=lang, inputs=inputs, metrics={}, truncated_policy=truncated,  # type: ignore[arg-type]
+                                 skipped={"*": "no reply to score: every generated row broke the requested format "
+                                               "or was left out (see inputs)"},
+                                 provenance=provenance(), seconds=round(time.time() - t0, 3))
+        write_rows(out / "per_example.jsonl", [_example_row(r, source, {}) for r in all_rows])
+        write_record(out / "summary.json", empty)
         return empty
     run_lang = examples[0].lang
     ctx = MetricContext(lang=run_lang, seed=seed, options=dict(options or {}), out_dir=str(out),
@@ -233,10 +273,10 @@ def evaluate_responses(gen_path: str | Path, out_dir: str | Path, *, reference: 
     bad = [n for n in names if n not in known]
     if bad:
         raise KyokanError(f"unknown metric(s) {bad}; available: {', '.join(known)}")
-    per_example: list[dict[str, Any]] = [{"id": ex.id} for ex in examples]
-    summary: dict[str, Any] = {}
+    values: dict[str, dict[str, dict[str, float | int | None]]] = {ex.id: {} for ex in examples}
+    summary: dict[str, MetricSummary] = {}
     skipped: dict[str, str] = {}
-    licenses: list[dict[str, str]] = []
+    licenses: list[License] = []
     explicit = metrics is not None
     for name in names:
         m = get_metric(name)
@@ -252,23 +292,31 @@ def evaluate_responses(gen_path: str | Path, out_dir: str | Path, *, reference: 
         res = m.compute(examples, ctx)
         if len(res.per_example) != len(examples):
             raise RuntimeError(f"metric {name} returned {len(res.per_example)} rows for {len(examples)} examples")
-        for row, vals in zip(per_example, res.per_example, strict=True):
+        for ex, vals in zip(examples, res.per_example, strict=True):
             if vals:
-                row[name] = vals
+                values[ex.id][name] = vals
         summary[name] = summarize(name, m.definition, res, seed, resamples)
-        summary[name]["seconds"] = round(time.time() - t, 3)
+        summary[name].seconds = round(time.time() - t, 3)
         for lic in res.licenses:
-            if lic not in licenses:
-                licenses.append(lic)
-    write_jsonl(out / "per_example.jsonl", per_example)
-    full = {"kind": "kyokan.eval.responses", "version": 1, "lang": run_lang, "inputs": info,
-            "metrics": summary, "skipped": skipped, "licenses": licenses,
-            "bootstrap": {"seed": seed, "resamples": resamples, "confidence": 0.95, "method": "percentile"},
-            "provenance": provenance(), "seconds": round(time.time() - t0, 3)}
-    if any("research" in lic.get("license", "").lower() for lic in licenses):
-        full["license_note"] = "Uses NRC lexicon data: research and non-commercial use only."
-    write_json(out / "summary.json", full)
+            rec = License(**lic)
+            if rec not in licenses:
+                licenses.append(rec)
+    write_rows(out / "per_example.jsonl", [_example_row(r, source, values.get(r["id"], {})) for r in all_rows])
+    note = ("Uses NRC lexicon data: research and non-commercial use only."
+            if any("research" in lic.license.lower() for lic in licenses) else None)
+    full = ResponsesSummary(source=source, lang=run_lang, inputs=inputs, metrics=summary, skipped=skipped,
+                            licenses=licenses, truncated_policy=truncated,  # type: ignore[arg-type]
+                            bootstrap={"seed": seed, "resamples": resamples, "confidence": 0.95, "method": "percentile"},
+                            provenance=provenance(), license_note=note, seconds=round(time.time() - t0, 3))
+    write_record(out / "summary.json", full)
     return full
+
+
+def _example_row(r: dict[str, Any], source: str, vals: dict[str, dict[str, float | int | None]]) -> ResponseExample:
+    from kyokan.records import ResponseExample
+
+    return ResponseExample(id=str(r["id"]), source=str(r.get("source") or source), values=vals,
+                           excluded=r.get("excluded"), truncated=bool(r.get("truncated")))
 
 
 def provenance() -> dict[str, Any]:

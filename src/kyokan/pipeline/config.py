@@ -126,6 +126,10 @@ class HumanSection(_Section):
 
 class ReportSection(_Section):
     title: str | None = None
+    #: the source EmPO Table 5 marks significance against (e.g. the human replies)
+    reference: str | None = None
+    #: hypothesised order of rated sources, best first: one-sided tests in Table 7
+    order: list[str] | None = None
 
 
 class RunConfig(_Section):

@@ -9,7 +9,6 @@ fingerprints of the stages it reads, so changing anything upstream re-runs every
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
 import time
@@ -33,8 +32,18 @@ class StageContext:
     stage: str
     #: called by long stages to report progress: (completed, total, description)
     progress: Callable[[int, int | None, str], None] = lambda done, total, desc: None
-    #: extra provenance the stage adds (model ids, resolved paths, …)
+    #: extra provenance the stage adds (resolved paths, settings, …)
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: the models the stage really ran and the lexicons its metrics loaded (kyokan.records)
+    models: list[Any] = field(default_factory=list)
+    lexicons: list[Any] = field(default_factory=list)
+
+    def used_model(self, role: str, spec: str, *, label: str | None = None, adapter: str | None = None,
+                   stand_in: bool = False, info: dict[str, Any] | None = None) -> None:
+        from kyokan.records import ModelUse
+
+        self.models.append(ModelUse(role=role, spec=spec, label=label, adapter=adapter, stand_in=stand_in,
+                                    info=info or {}))
 
     @property
     def dir(self) -> Path:
@@ -82,10 +91,17 @@ def stage(name: str, needs: tuple[str, ...] = (), title: str = "") -> Callable[[
 
 
 def _read_state(d: Path) -> dict[str, Any]:
-    try:
-        return json.loads((d / "stage.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    """The stage's state; {} when it has none (files a user put there), and a state that matches
+    no fingerprint when stage.json is unreadable or from another kyokan version (so it reruns)."""
+    from kyokan.errors import InputError
+    from kyokan.records import StageState, read_record
+
+    if not (d / "stage.json").is_file():
         return {}
+    try:
+        return read_record(d / "stage.json", StageState).model_dump()
+    except InputError:
+        return {"fingerprint": "unreadable", "status": "unknown"}
 
 
 def _clear(d: Path) -> None:
@@ -160,6 +176,8 @@ class Runner:
             TimeElapsedColumn,
         )
 
+        from kyokan.records import StageProvenance, StageState, write_record
+
         _quiet_libraries()
         plan = self.plan(from_stage, only)
         forced = set(plan[plan.index(from_stage):]) if from_stage else ({only} if only else set())
@@ -197,18 +215,17 @@ class Runner:
                 ctx = StageContext(self.cfg, self.config_path, self.run_dir, name, progress=report)
                 d.mkdir(parents=True, exist_ok=True)
                 started = time.time()
-                write_json(d / "stage.json", {"stage": name, "fingerprint": fp, "status": "running", "started": started})
+                write_record(d / "stage.json", StageState(stage=name, fingerprint=fp, status="running", started=started))
                 outputs = spec.fn(ctx)
                 seconds = round(time.time() - started, 2)
                 section = self.cfg.section(name)
-                write_json(d / "provenance.json", {
-                    "stage": name, "config": section.model_dump(mode="json") if section is not None else None,
-                    "seed": self.cfg.run.seed, "lang": self.cfg.run.lang, "fingerprint": fp,
-                    "packages": package_versions(missing=True), "python": sys.version.split()[0], "platform": platform.platform(),
-                    "config_path": str(self.config_path), **ctx.provenance,
-                })
-                write_json(d / "stage.json", {"stage": name, "fingerprint": fp, "status": "complete", "started": started,
-                                              "seconds": seconds, "outputs": outputs})
+                write_record(d / "provenance.json", StageProvenance(
+                    stage=name, config=section.model_dump(mode="json") if section is not None else None,
+                    seed=self.cfg.run.seed, lang=self.cfg.run.lang, fingerprint=fp, config_path=str(self.config_path),
+                    models=ctx.models, lexicons=ctx.lexicons, packages=package_versions(missing=True),
+                    python=sys.version.split()[0], platform=platform.platform(), **ctx.provenance))
+                write_record(d / "stage.json", StageState(stage=name, fingerprint=fp, status="complete", started=started,
+                                                          seconds=seconds, outputs=outputs))
                 prog.update(task, completed=1, total=1, description=f"  {spec.title} ({seconds:.1f} s)")
                 results[name] = outputs
                 prog.advance(overall)

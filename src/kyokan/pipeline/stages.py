@@ -170,7 +170,8 @@ def _train(ctx: StageContext, kind: str) -> dict[str, Any]:
         if "different settings" not in str(e) and "other settings" not in str(e):
             raise
         res = go(True)
-    ctx.provenance.update({"model": sec.model, "preset": sec.preset})
+    ctx.provenance.update({"preset": sec.preset})
+    ctx.used_model("trained", sec.model, label=kind, adapter=str(ctx.dir / "run" / "adapter"))
     gc.collect()
     keep = ("steps", "train_loss", "seconds", "adapter", "global_step", "train_runtime")
     return {k: res[k] for k in keep if k in res} | {"run": str(ctx.dir / "run")}
@@ -245,7 +246,7 @@ def generate_stage(ctx: StageContext) -> dict[str, Any]:
         out = ctx.dir / _folder(label) / "generated.jsonl"
         summ = generate_file(records, model, out, cfg)
         results[label] = {"rows": summ.total, "format_ok": getattr(summ, "format_ok", None), "output": str(out)}
-        ctx.provenance.setdefault("systems", {})[label] = {"spec": spec, "adapter": adapter, "info": _info(model)}
+        ctx.used_model("system", spec, label=label, adapter=adapter, info=_info(model))
         del model
         gc.collect()
     ctx.progress(len(systems), len(systems), "")
@@ -260,9 +261,12 @@ def _info(model: Any) -> dict[str, Any]:
 
 
 def generated_files(ctx: StageContext) -> list[tuple[str, Path]]:
+    from kyokan.records import StageState, read_record
+
     root = ctx.stage_dir("generate")
-    state = json.loads((root / "stage.json").read_text(encoding="utf-8")) if (root / "stage.json").exists() else {}
-    systems = state.get("outputs", {}).get("systems", {})
+    if not (root / "stage.json").exists():
+        return []
+    systems = read_record(root / "stage.json", StageState).outputs.get("systems", {})
     return [(label, Path(v["output"])) for label, v in systems.items()]
 
 
@@ -288,10 +292,15 @@ def eval_emotions_stage(ctx: StageContext) -> dict[str, Any]:
                             concurrency=sec.concurrency, seed=ctx.seed, limit=sec.limit, progress=progress,
                             model=model)
     rows = read_predictions(ctx.dir / "predictions.jsonl", tax)
-    extra = {"prediction_run": info, "model": sec.model, "stand_in": sec.stand_in}
-    s = score_labels(rows, ctx.dir, taxonomy=tax, seed=ctx.seed, extra=extra)
-    ctx.provenance.update({"model": sec.model, "stand_in": sec.stand_in})
-    return {"accuracy": s.get("accuracy"), "macro_f1": s.get("macro_f1"), "failed": info.get("failed")}
+    extra = {"prediction_run": info, "stand_in": sec.stand_in}
+    s = score_labels(rows, ctx.dir, taxonomy=tax, seed=ctx.seed, source=sec.model, extra=extra)
+    ctx.used_model("predictor", sec.model, stand_in=sec.stand_in)
+    if s.bertscore is not None and s.bertscore.provenance.get("model"):
+        prov = s.bertscore.provenance
+        ctx.used_model("encoder", str(prov["model"]), label="label BERTScore",
+                       info={k: v for k, v in prov.items() if isinstance(v, str | int | float | bool)})
+    return {"accuracy": s.accuracy.mean, "macro_f1": s.macro_f1, "failed": info.get("failed"),
+            "summary": str(ctx.dir / "summary.json")}
 
 
 @stage("eval_responses", needs=("generate",), title="response metrics")
@@ -306,9 +315,17 @@ def eval_responses_stage(ctx: StageContext) -> dict[str, Any]:
     for i, (label, gen) in enumerate(files):
         ctx.progress(i, len(files), label)
         s = evaluate_responses(gen, ctx.dir / _folder(label), reference=ref, metrics=sec.metrics,
-                               lang=ctx.cfg.run.lang, seed=ctx.seed, options=sec.options)
-        out[label] = {name: (m.get("means") or {}) for name, m in s.get("metrics", {}).items()}
-    return {"systems": list(out)}
+                               lang=ctx.cfg.run.lang, seed=ctx.seed, options=sec.options, source=label)
+        out[label] = {"summary": str(ctx.dir / _folder(label) / "summary.json"), "examples": s.inputs.examples,
+                      "truncated": s.inputs.truncated}
+        for lic in s.licenses:
+            if lic not in ctx.lexicons:
+                ctx.lexicons.append(lic)
+        bs = s.metrics.get("bertscore")
+        if bs is not None and bs.provenance.get("model") and not any(m.role == "encoder" for m in ctx.models):
+            ctx.used_model("encoder", str(bs.provenance["model"]), label="BERTScore",
+                           info={k: v for k, v in bs.provenance.items() if isinstance(v, str | int | float | bool)})
+    return {"systems": out}
 
 
 @stage("judge", needs=("generate",), title="LLM judge")
@@ -345,7 +362,7 @@ def judge_stage(ctx: StageContext) -> dict[str, Any]:
     res = judge_file(inp, ctx.dir / "judged.jsonl", [model], get_rubric(sec.rubric) if sec.rubric else get_rubric(),
                      cfg, cache_path=ctx.dir / "cache.sqlite", on_row=on_row,
                      provenance={"stand_in": sec.stand_in, "judge": sec.model})
-    ctx.provenance.update({"judge": sec.model, "stand_in": sec.stand_in})
+    ctx.used_model("judge", sec.model, stand_in=sec.stand_in)
     summary = getattr(res, "summary", {}) or {}
     return {"rows": total, "statuses": summary.get("statuses") or summary.get("status_counts")}
 
@@ -392,8 +409,13 @@ def human_stage(ctx: StageContext) -> dict[str, Any]:
 @stage("report", needs=("generate", "eval_emotions", "eval_responses", "judge", "human"), title="report")
 def report_stage(ctx: StageContext) -> dict[str, Any]:
     from kyokan.report.html import build_report
+    from kyokan.report.tables import ReportOptions
 
     sec = ctx.cfg.report
     title = sec.title if sec is not None and sec.title else f"kyokan run {ctx.cfg.run.name}"
-    info = build_report(ctx.run_dir, ctx.dir / "report.html", tables_dir=ctx.dir / "tables", title=title)
+    opts = ReportOptions(reference=sec.reference if sec else None, order=sec.order if sec else None, seed=ctx.seed)
+    info = build_report(ctx.run_dir, ctx.dir / "report.html", tables_dir=ctx.dir / "tables", title=title,
+                        options=opts)
+    if info["errors"]:
+        raise KyokanError("report: " + "; ".join(f"{k}: {v}" for k, v in info["errors"].items()))
     return {"report": str(ctx.dir / "report.html"), **{k: v for k, v in info.items() if isinstance(v, (int, str, list))}}

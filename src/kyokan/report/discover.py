@@ -1,17 +1,39 @@
-"""Find what a run directory holds. Each reader is small and tolerant: a stage that is missing,
-or a file in a shape this version does not know, becomes a note in the report — never a crash.
+"""Find what a run directory holds, as typed records (``kyokan.records``).
 
 Layout (written by the pipeline): ``RUN/<stage>/…`` with stage folders such as ``generate/``,
-``judge/``, ``eval_responses/``, ``eval_emotions/``, ``human/``, ``general/``, each with a
-``provenance.json``. Stage folders may hold one sub-folder per model.
+``judge/``, ``eval_responses/``, ``eval_emotions/``, ``human/``, ``general/``, each with
+``stage.json`` and ``provenance.json``; a stage folder may hold one sub-folder per system. A file
+counts when it declares a record kind the stage writes; files of other kinds (e.g. the judge's
+copy of its input) are not that stage's results and are left alone. A record file that cannot be
+read (another kind, version or shape) is a problem the report shows — never a silent gap.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+from kyokan.errors import InputError, KyokanError
+from kyokan.records import (
+    GeneralSummary,
+    GeneratedDialogue,
+    HumanSummary,
+    ItemMeans,
+    JudgedRow,
+    JudgeSummary,
+    LabelsSummary,
+    Record,
+    ResponseExample,
+    ResponsesSummary,
+    StageProvenance,
+    declared_kind,
+    read_record,
+    read_rows,
+)
+
+R = TypeVar("R", bound=Record)
 
 #: stage → what it is, in report order
 STAGES: dict[str, str] = {
@@ -23,124 +45,128 @@ STAGES: dict[str, str] = {
     "general": "general language understanding (lm-eval)",
 }
 
+#: the record kinds each stage's results are made of
+STAGE_KINDS: dict[str, tuple[type[Record], ...]] = {
+    "generate": (GeneratedDialogue,),
+    "judge": (JudgedRow, JudgeSummary),
+    "eval_responses": (ResponsesSummary, ResponseExample),
+    "eval_emotions": (LabelsSummary,),
+    "human": (ItemMeans, HumanSummary),
+    "general": (GeneralSummary,),
+}
+
+
+T = TypeVar("T")
+
 
 @dataclass
-class MetricsOutput:
-    """One metrics folder: its summary, per-example rows and the label of what it measured."""
+class Found(Generic[T]):
+    """A record and the file it was read from (relative to the run directory)."""
 
-    label: str
-    folder: Path
-    summary: dict[str, Any]
-    per_example: list[dict[str, Any]]
+    record: T
+    file: str
 
 
 @dataclass
 class RunData:
     root: Path
     stages: dict[str, Path | None] = field(default_factory=dict)
-    judge_rows: list[dict[str, Any]] = field(default_factory=list)
-    judge_files: list[Path] = field(default_factory=list)
-    judge_summary: dict[str, Any] | None = None
-    responses: list[MetricsOutput] = field(default_factory=list)
-    emotions: list[MetricsOutput] = field(default_factory=list)
-    human_dir: Path | None = None
-    human_summary: dict[str, Any] | None = None
-    human_items: list[dict[str, Any]] = field(default_factory=list)
-    dialogues: list[dict[str, Any]] = field(default_factory=list)
-    general: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    provenance: dict[str, list[tuple[Path, Any]]] = field(default_factory=dict)
+    generations: list[Found[GeneratedDialogue]] = field(default_factory=list)
+    judged: list[Found[JudgedRow]] = field(default_factory=list)
+    judge_summaries: list[Found[JudgeSummary]] = field(default_factory=list)
+    responses: list[Found[ResponsesSummary]] = field(default_factory=list)
+    response_rows: list[Found[ResponseExample]] = field(default_factory=list)
+    labels: list[Found[LabelsSummary]] = field(default_factory=list)
+    human_items: list[Found[ItemMeans]] = field(default_factory=list)
+    human_summary: Found[HumanSummary] | None = None
+    general: list[Found[GeneralSummary]] = field(default_factory=list)
+    provenance: dict[str, list[Found[StageProvenance]]] = field(default_factory=dict)
+    #: stage → why a stage folder that exists has no results (e.g. packets but no ratings)
+    empty: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
-
-def read_json(path: Path, problems: list[str]) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        problems.append(f"{path}: unreadable JSON ({e}); skipped")
-        return None
-
-
-def read_jsonl(path: Path, problems: list[str]) -> list[dict[str, Any]]:
-    rows = []
-    bad = 0
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError:
-                    bad += 1
-                    continue
-                if isinstance(obj, dict):
-                    rows.append(obj)
-    except (OSError, UnicodeDecodeError) as e:
-        problems.append(f"{path}: unreadable ({e}); skipped")
-    if bad:
-        problems.append(f"{path}: {bad} malformed line(s) skipped")
-    return rows
+    def rel(self, p: Path) -> str:
+        try:
+            return str(p.relative_to(self.root))
+        except ValueError:
+            return str(p)
 
 
 def stage_dir(root: Path, stage: str) -> Path | None:
     exact = root / stage
-    if exact.is_dir():
-        return exact
-    cands = sorted(p for p in root.glob(f"{stage}*") if p.is_dir())
-    return cands[0] if cands else None
+    return exact if exact.is_dir() else None
 
 
-def _label(folder: Path, stage_root: Path, summary: dict[str, Any]) -> str:
-    for k in ("source", "model", "label", "name"):
-        v = summary.get(k)
-        if isinstance(v, str) and v:
-            return v
-        if isinstance(v, dict) and isinstance(v.get("model") or v.get("name"), str):
-            return str(v.get("model") or v.get("name"))
-    rel = folder.relative_to(stage_root)
-    return str(rel) if str(rel) != "." else stage_root.name
+def _record_files(d: Path) -> Iterator[Path]:
+    for p in sorted(d.rglob("*")):
+        if p.is_file() and p.suffix in (".json", ".jsonl") and p.name not in ("stage.json", "provenance.json") \
+                and not p.name.startswith("."):
+            yield p
 
 
-def read_metrics(stage_root: Path, problems: list[str]) -> list[MetricsOutput]:
-    out = []
-    for s in sorted(stage_root.rglob("summary.json")):
-        summary = read_json(s, problems)
-        if not isinstance(summary, dict):
+def _read_stage(run: RunData, stage: str, d: Path) -> None:
+    kinds = {c.KIND: c for c in STAGE_KINDS[stage]}
+    found = 0
+    for f in _record_files(d):
+        try:
+            kind = declared_kind(f)
+        except (OSError, UnicodeDecodeError) as e:
+            run.problems.append(f"{run.rel(f)}: unreadable ({e})")
             continue
-        pe = s.parent / "per_example.jsonl"
-        rows = read_jsonl(pe, problems) if pe.exists() else []
-        out.append(MetricsOutput(_label(s.parent, stage_root, summary), s.parent, summary, rows))
-    return out
+        if kind not in kinds:
+            continue
+        cls = kinds[kind]
+        rel = run.rel(f)
+        try:
+            if f.suffix == ".json":
+                recs: list[Record] = [read_record(f, cls)]
+            else:
+                recs = list(read_rows(f, cls))
+        except InputError as e:
+            run.problems.append(f"{rel}: not read — " + "; ".join(str(p) for p in e.problems[:3])
+                                + (f" (and {e.total - 3} more)" if e.total > 3 else ""))
+            continue
+        found += 1
+        for r in recs:
+            _keep(run, r, rel)
+    if not found:
+        run.empty[stage] = _why_empty(stage, d)
 
 
-def _is_judge_row(row: dict[str, Any]) -> bool:
-    return "id" in row and isinstance(row.get("scores"), dict) and "status" in row
+def _keep(run: RunData, r: Record, rel: str) -> None:
+    if isinstance(r, GeneratedDialogue):
+        run.generations.append(Found(r, rel))
+    elif isinstance(r, JudgedRow):
+        run.judged.append(Found(r, rel))
+    elif isinstance(r, JudgeSummary):
+        run.judge_summaries.append(Found(r, rel))
+    elif isinstance(r, ResponsesSummary):
+        run.responses.append(Found(r, rel))
+    elif isinstance(r, ResponseExample):
+        run.response_rows.append(Found(r, rel))
+    elif isinstance(r, LabelsSummary):
+        run.labels.append(Found(r, rel))
+    elif isinstance(r, ItemMeans):
+        run.human_items.append(Found(r, rel))
+    elif isinstance(r, HumanSummary):
+        if run.human_summary is not None:
+            run.problems.append(f"{rel}: a second human-ratings summary; the report uses {run.human_summary.file}")
+        else:
+            run.human_summary = Found(r, rel)
+    elif isinstance(r, GeneralSummary):
+        run.general.append(Found(r, rel))
 
 
-def read_judge(stage_root: Path, run: RunData) -> None:
-    for f in sorted(stage_root.rglob("*.jsonl")):
-        rows = read_jsonl(f, run.problems)
-        if rows and _is_judge_row(rows[0]):
-            run.judge_rows += [r for r in rows if _is_judge_row(r)]
-            run.judge_files.append(f)
-    for f in sorted(stage_root.rglob("*summary*.json")):
-        obj = read_json(f, run.problems)
-        if isinstance(obj, dict):
-            run.judge_summary = obj
-            break
-
-
-def read_dialogues(stage_root: Path, problems: list[str]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for f in sorted(stage_root.rglob("*.jsonl")):
-        got = read_jsonl(f, problems)
-        rows += [r for r in got if isinstance(r.get("turns"), list)]
-    return rows
+def _why_empty(stage: str, d: Path) -> str:
+    wanted = " or ".join(c.KIND for c in STAGE_KINDS[stage])
+    if stage == "human" and (d / "packets").is_dir():
+        return (f"{d.name}/ holds rating packets but no imported ratings yet "
+                f"(kyokan human import FILLED --key {d.name}/survey.key.json -o {d.name})")
+    return (f"{d.name}/ holds no {wanted} records (files written by kyokan < 0.2 declare no kind: run the "
+            "stage again)")
 
 
 def discover(root: str | Path) -> RunData:
-    from kyokan.errors import KyokanError
-
     r = Path(root)
     if not r.is_dir():
         raise KyokanError(f"{r}: not a run directory")
@@ -150,42 +176,30 @@ def discover(root: str | Path) -> RunData:
         run.stages[stage] = d
         if d is None:
             continue
-        run.provenance[stage] = [(p, read_json(p, run.problems)) for p in sorted(d.rglob("provenance.json"))]
-        if stage == "judge":
-            read_judge(d, run)
-        elif stage == "eval_responses":
-            run.responses = read_metrics(d, run.problems)
-        elif stage == "eval_emotions":
-            run.emotions = read_metrics(d, run.problems)
-        elif stage == "human":
-            pi = sorted(d.rglob("per_item.jsonl"))
-            if pi:
-                run.human_dir = pi[0].parent
-                run.human_items = read_jsonl(pi[0], run.problems)
-                sj = pi[0].parent / "summary.json"
-                run.human_summary = read_json(sj, run.problems) if sj.exists() else None
-        elif stage == "generate":
-            run.dialogues = read_dialogues(d, run.problems)
-        elif stage == "general":
-            for f in sorted(d.rglob("*.json")):
-                if f.name == "provenance.json":
-                    continue
-                obj = read_json(f, run.problems)
-                if isinstance(obj, dict):
-                    run.general.append((_label(f.parent, d, obj) if f.parent != d else f.stem, obj))
+        prov = d / "provenance.json"
+        if prov.is_file():
+            try:
+                run.provenance[stage] = [Found(read_record(prov, StageProvenance), run.rel(prov))]
+            except InputError as e:
+                run.problems.append(f"{run.rel(prov)}: not read — {e.problems[0]}")
+        _read_stage(run, stage, d)
     return run
 
 
-def flatten(obj: Any, prefix: str = "") -> dict[str, float]:
-    """Numeric leaves of nested dicts as dotted keys (lists are skipped)."""
-    out: dict[str, float] = {}
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            key = f"{prefix}.{k}" if prefix else str(k)
-            if isinstance(v, bool):
-                continue
-            if isinstance(v, int | float):
-                out[key] = float(v)
-            elif isinstance(v, dict):
-                out.update(flatten(v, key))
-    return out
+def field_value(obj: Any, path: str) -> Any:
+    """The value at a dotted ``path`` of a record (attributes, then mapping keys); KeyError when
+    the record has no such field — a table binding a field that does not exist is a bug."""
+    cur = obj
+    for part in path.split("."):
+        if isinstance(cur, dict):
+            if part not in cur:
+                raise KeyError(path)
+            cur = cur[part]
+        elif hasattr(cur, part):
+            cur = getattr(cur, part)
+        else:
+            extra = getattr(cur, "model_extra", None) or {}
+            if part not in extra:
+                raise KeyError(path)
+            cur = extra[part]
+    return cur

@@ -6,11 +6,13 @@ Which ICC to report: when every unit is rated by the *same* raters (fully crosse
 each unit has its own raters — the usual crowdsourcing design, EmplifAI's groups rated by
 different workers — only the one-way forms ICC(1,1) / ICC(1,k) are valid; :func:`icc_auto`
 picks accordingly and says which it used.
+
+Undefined values are None (see :mod:`kyokan.stats.base`): α without two pairable values or
+without any variation, an ICC whose denominator is 0 or with fewer than 2 units or raters.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -20,12 +22,14 @@ import numpy as np
 LEVELS = ("nominal", "ordinal", "interval", "ratio")
 
 
-def krippendorff_alpha(reliability: Sequence[Sequence[float]] | np.ndarray, level: str = "interval") -> float:
-    """Krippendorff's α from a raters × units matrix (NaN = not rated).
+def krippendorff_alpha(reliability: Sequence[Sequence[float | None]] | np.ndarray,
+                       level: str = "interval") -> float | None:
+    """Krippendorff's α from a raters × units matrix (None or NaN = not rated).
 
     Units with fewer than two ratings are not pairable and are ignored. Ordinal distances use
     Krippendorff's rank-sum metric over the observed values; interval (c − k)²; ratio
-    ((c − k)/(c + k))²; nominal 0/1. NaN when there is no pairable variation."""
+    ((c − k)/(c + k))²; nominal 0/1. None when fewer than two values are pairable or they do not
+    vary (the expected disagreement is 0)."""
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}")
     r = np.asarray(reliability, dtype=float)
@@ -33,7 +37,7 @@ def krippendorff_alpha(reliability: Sequence[Sequence[float]] | np.ndarray, leve
         raise ValueError("reliability data must be a raters × units matrix")
     values = np.unique(r[~np.isnan(r)])
     if values.size == 0:
-        return math.nan
+        return None
     index = {v: i for i, v in enumerate(values)}
     v = values.size
     o = np.zeros((v, v))
@@ -50,12 +54,12 @@ def krippendorff_alpha(reliability: Sequence[Sequence[float]] | np.ndarray, leve
     n_c = o.sum(axis=1)
     n = n_c.sum()
     if n <= 1:
-        return math.nan
+        return None
     delta = _distance(values, n_c, level)
     d_o = float(np.sum(o * delta))
     d_e = float(np.sum(np.outer(n_c, n_c) * delta)) / (n - 1)
     if d_e == 0:
-        return math.nan
+        return None
     return 1.0 - d_o / d_e
 
 
@@ -84,7 +88,7 @@ ICC_FORMS = ("ICC(1,1)", "ICC(2,1)", "ICC(3,1)", "ICC(1,k)", "ICC(2,k)", "ICC(3,
 @dataclass(frozen=True)
 class ICCResult:
     form: str
-    value: float
+    value: float | None
     n_units: int
     n_raters: int
     description: str
@@ -103,14 +107,15 @@ _DESCRIPTIONS = {
 }
 
 
-def icc_all(matrix: Sequence[Sequence[float]] | np.ndarray) -> dict[str, float]:
-    """Every Shrout–Fleiss form from a complete units × raters matrix (no NaN)."""
+def icc_all(matrix: Sequence[Sequence[float]] | np.ndarray) -> dict[str, float | None]:
+    """Every Shrout–Fleiss form from a complete units × raters matrix (no NaN); every value None
+    with fewer than 2 units or 2 raters."""
     y = np.asarray(matrix, dtype=float)
     if y.ndim != 2 or np.isnan(y).any():
         raise ValueError("ICC needs a complete units × raters matrix (drop units with missing ratings)")
     n, k = y.shape
     if n < 2 or k < 2:
-        raise ValueError("ICC needs at least 2 units and 2 raters")
+        return dict.fromkeys(ICC_FORMS)
     grand = y.mean()
     ss_rows = k * float(np.sum((y.mean(axis=1) - grand) ** 2))
     ss_cols = n * float(np.sum((y.mean(axis=0) - grand) ** 2))
@@ -121,8 +126,8 @@ def icc_all(matrix: Sequence[Sequence[float]] | np.ndarray) -> dict[str, float]:
     mse = ss_err / ((n - 1) * (k - 1))
     msw = (ss_cols + ss_err) / (n * (k - 1))
 
-    def div(a: float, b: float) -> float:
-        return a / b if b != 0 else math.nan
+    def div(a: float, b: float) -> float | None:
+        return a / b if b != 0 else None
 
     return {
         "ICC(1,1)": div(msr - msw, msr + (k - 1) * msw),

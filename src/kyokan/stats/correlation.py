@@ -1,83 +1,65 @@
-"""Correlation and difference measures: Pearson (p-value, Fisher-z CI), Spearman, mean absolute difference.
+"""Correlation and difference measures between paired scores: Pearson (p-value, Fisher-z CI),
+Spearman, mean absolute difference, signed mean difference, exact agreement.
 
-The statistics are computed here with numpy; only the reference distributions (t, normal) come
-from scipy. ``tests/test_stats_*.py`` checks every value against ``scipy.stats``.
+The statistics are computed with numpy; only the reference distributions (t, normal) come from
+scipy; ``tests/test_stats_scipy.py`` checks every value against ``scipy.stats``. Missing values
+and undefined results follow :mod:`kyokan.stats.base`: incomplete pairs are dropped, and a
+correlation with fewer than 3 pairs or a constant side is ``None`` with a ``reason``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-Alternative = Literal["two-sided", "greater", "less"]
-ALTERNATIVES: tuple[str, ...] = ("two-sided", "greater", "less")
+from kyokan.stats.base import (
+    MIN_CORRELATION_N,
+    Alternative,
+    Values,
+    check_alternative,
+    complete_pairs,
+    has_variance,
+    t_pvalue,
+)
 
 
 @dataclass(frozen=True)
 class CorrelationResult:
-    """A correlation coefficient with its p-value and (for Pearson) a Fisher-z confidence interval."""
+    """A correlation coefficient with its p-value and (Pearson) a Fisher-z confidence interval.
+
+    ``statistic``/``pvalue`` are None when the correlation is undefined; ``reason`` says why."""
 
     method: str
-    statistic: float
-    pvalue: float
+    statistic: float | None
+    pvalue: float | None
     n: int
     alternative: str = "two-sided"
     ci_low: float | None = None
     ci_high: float | None = None
     confidence: float | None = None
+    reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def as_array(x: Sequence[float] | np.ndarray, name: str = "x") -> np.ndarray:
-    a = np.asarray(x, dtype=float)
-    if a.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional")
-    return a
-
-
-def _paired(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a, b = as_array(x, "x"), as_array(y, "y")
-    if a.shape != b.shape:
-        raise ValueError(f"x and y differ in length ({a.size} vs {b.size})")
-    if np.isnan(a).any() or np.isnan(b).any():
-        raise ValueError("x and y must not contain NaN (drop incomplete pairs first)")
-    return a, b
-
-
-def _check_alternative(alternative: str) -> None:
-    if alternative not in ALTERNATIVES:
-        raise ValueError(f"alternative must be one of {ALTERNATIVES}, not {alternative!r}")
-
-
-def t_pvalue(t: float, df: float, alternative: str) -> float:
-    """p-value of a t statistic with ``df`` degrees of freedom."""
-    from scipy.stats import t as t_dist
-
-    _check_alternative(alternative)
-    if math.isnan(t):
-        return math.nan
-    if alternative == "greater":
-        return float(t_dist.sf(t, df))
-    if alternative == "less":
-        return float(t_dist.cdf(t, df))
-    return float(min(1.0, 2 * t_dist.sf(abs(t), df)))
-
-
-def has_variance(x: Sequence[float] | np.ndarray) -> bool:
-    """False when every value is the same (a correlation with it is undefined)."""
-    a = as_array(x)
-    return a.size > 1 and bool(np.ptp(a) > 0)
+def undefined_reason(a: np.ndarray, b: np.ndarray) -> str | None:
+    """Why a correlation of the complete pairs (a, b) is undefined, or None when it is defined."""
+    if a.size < MIN_CORRELATION_N:
+        return f"fewer than {MIN_CORRELATION_N} complete pairs (n={a.size})"
+    constant = [name for name, v in (("x", a), ("y", b)) if not has_variance(v)]
+    if len(constant) == 2:
+        return "x and y have no variance"
+    if constant:
+        v = a if constant == ["x"] else b
+        return f"{constant[0]} has no variance (every value is {float(v[0]):g})"
+    return None
 
 
 def _r_pvalue(r: float, n: int, alternative: str) -> float:
-    if n < 3:
-        return math.nan
     if abs(r) >= 1.0:
         if alternative == "two-sided":
             return 0.0
@@ -86,24 +68,29 @@ def _r_pvalue(r: float, n: int, alternative: str) -> float:
     return t_pvalue(t, n - 2, alternative)
 
 
-def pearson(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray, *,
-            alternative: Alternative = "two-sided", confidence: float = 0.95) -> CorrelationResult:
-    """Pearson's r, its p-value (t distribution, n − 2 df) and a Fisher-z confidence interval
-    (one-sided for one-sided alternatives, as scipy's ``confidence_interval``).
-
-    Raises ``ValueError`` when either side has no variance: use :func:`mean_absolute_difference`."""
-    from scipy.stats import norm
-
-    _check_alternative(alternative)
-    a, b = _paired(x, y)
-    n = a.size
-    if n < 2:
-        raise ValueError("Pearson's r needs at least 2 pairs")
-    if not has_variance(a) or not has_variance(b):
-        raise ValueError("Pearson's r is undefined when one side has no variance")
+def _r(a: np.ndarray, b: np.ndarray) -> float:
     am, bm = a - a.mean(), b - b.mean()
     r = float(np.dot(am / np.linalg.norm(am), bm / np.linalg.norm(bm)))
-    r = max(-1.0, min(1.0, r))
+    return max(-1.0, min(1.0, r))
+
+
+def pearson(x: Values, y: Values, *, alternative: Alternative = "two-sided",
+            confidence: float = 0.95) -> CorrelationResult:
+    """Pearson's r over the complete pairs, its p-value (t distribution, n − 2 df) and a Fisher-z
+    confidence interval (one-sided for one-sided alternatives, as scipy's
+    ``PearsonRResult.confidence_interval``; needs n > 3).
+
+    Undefined (None, with ``reason``) for fewer than 3 pairs or a constant side — e.g. a judge
+    that gives every dialogue 5 (EmplifAI Table 5 then reports the MAD instead)."""
+    from scipy.stats import norm
+
+    check_alternative(alternative)
+    a, b = complete_pairs(x, y)
+    n = a.size
+    reason = undefined_reason(a, b)
+    if reason:
+        return CorrelationResult("pearson", None, None, n, alternative, reason=reason)
+    r = _r(a, b)
     p = _r_pvalue(r, n, alternative)
     lo = hi = None
     if n > 3:
@@ -133,29 +120,32 @@ def rank_average(x: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def spearman(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray, *,
-             alternative: Alternative = "two-sided") -> CorrelationResult:
-    """Spearman's ρ (Pearson on average ranks) with the t-distribution p-value scipy uses."""
-    _check_alternative(alternative)
-    a, b = _paired(x, y)
-    if not has_variance(a) or not has_variance(b):
-        raise ValueError("Spearman's rho is undefined when one side has no variance")
-    ra, rb = rank_average(a), rank_average(b)
-    am, bm = ra - ra.mean(), rb - rb.mean()
-    rho = float(np.dot(am, bm) / math.sqrt(float(np.dot(am, am)) * float(np.dot(bm, bm))))
-    rho = max(-1.0, min(1.0, rho))
+def spearman(x: Values, y: Values, *, alternative: Alternative = "two-sided") -> CorrelationResult:
+    """Spearman's ρ (Pearson on average ranks of the complete pairs) with the t-distribution
+    p-value scipy uses. Undefined under the same rule as :func:`pearson`."""
+    check_alternative(alternative)
+    a, b = complete_pairs(x, y)
+    reason = undefined_reason(a, b)
+    if reason:
+        return CorrelationResult("spearman", None, None, a.size, alternative, reason=reason)
+    rho = _r(rank_average(a), rank_average(b))
     return CorrelationResult("spearman", rho, _r_pvalue(rho, a.size, alternative), a.size, alternative)
 
 
-def mean_absolute_difference(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
-    """MAD between paired scores: mean over items of |x_i − y_i| (EmplifAI Table 5)."""
-    a, b = _paired(x, y)
-    if a.size == 0:
-        raise ValueError("no pairs")
-    return float(np.mean(np.abs(a - b)))
+def mean_absolute_difference(x: Values, y: Values) -> float | None:
+    """MAD between paired scores: mean over complete pairs of |x_i − y_i| (EmplifAI Table 5);
+    None without a complete pair."""
+    a, b = complete_pairs(x, y)
+    return float(np.mean(np.abs(a - b))) if a.size else None
 
 
-def mean_difference(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
-    """Signed mean of x_i − y_i (positive: x scores higher)."""
-    a, b = _paired(x, y)
-    return float(np.mean(a - b))
+def mean_difference(x: Values, y: Values) -> float | None:
+    """Signed mean of x_i − y_i over complete pairs (positive: x scores higher); None without a pair."""
+    a, b = complete_pairs(x, y)
+    return float(np.mean(a - b)) if a.size else None
+
+
+def exact_agreement(x: Values, y: Values) -> float | None:
+    """Share of complete pairs with x_i == y_i; None without a pair."""
+    a, b = complete_pairs(x, y)
+    return float(np.mean(a == b)) if a.size else None

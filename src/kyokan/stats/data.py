@@ -1,134 +1,152 @@
-"""Read per-item scores for the statistics: JSONL or CSV rows → {source: {item: {metric: value}}}.
+"""Per-item scores for the statistics, read from kyokan's typed records — no field guessing.
 
-One reader for every stage's per-item file: the judge's rows (``scores`` dict, ``status``),
-human ratings aggregated per item (``means``), the metrics' ``per_example.jsonl`` (flat numbers)
-and any CSV with a source column. Unscored judge rows are skipped (a parse failure is never a
-score); a ``null`` score is a missing value.
+The record kind a file declares decides how it is read (``kyokan.records``):
+
+- ``kyokan.eval.responses.example`` (``eval responses``' ``per_example.jsonl``): source, id, one
+  metric per ``<metric>.<field>`` (e.g. ``iva.intensity_abs``, ``nidf.nidf``); rows left out of
+  the metrics (``excluded``) are left out here too;
+- ``kyokan.human.item`` (``human import``'s ``per_item.jsonl``): source, id, each scale's mean;
+- ``kyokan.judge.row`` (the judge's rows): ``source_model``, ``dialogue_id``, each rubric metric;
+  unscored rows are left out (a parse failure is never a score); a ``null`` score is missing;
+- a CSV/TSV score table from another tool: columns ``source``, ``id`` and one numeric column per
+  metric (``source_field``/``id_field`` name other columns). Every other column must be numeric or
+  empty — a text column is an error naming it, not a silently dropped metric.
 """
 
 from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kyokan.errors import InputError, Problem
 
-SCORE_KEYS = ("scores", "means", "metrics", "values")
-SKIP_STATUS = {"unscored"}
-NON_METRIC = {"id", "item", "sample_id", "source", "source_model", "model", "rater", "n", "n_raters", "line", "status",
-              "seed", "response_chars", "emotion", "lang"}
+#: {source: {item id: {metric: value}}}
+ScoreGroups = dict[str, dict[str, dict[str, float | None]]]
+
+#: the record kinds ``load_scores`` reads (and CSV score tables)
+ACCEPTED = ("kyokan.eval.responses.example", "kyokan.human.item", "kyokan.judge.row")
 
 
-def source_of(row: dict[str, Any], field: str | None = None) -> str | None:
-    """The system that produced an item: ``field`` if given (dotted path), else ``source``,
-    ``source_model`` (the judge's rows), ``meta.generation.model``, ``model``, ``meta.source``."""
-    paths = [field] if field else ["source", "source_model", "meta.generation.model", "model", "meta.source"]
-    for p in paths:
-        cur: Any = row
-        for part in p.split("."):
-            cur = cur.get(part) if isinstance(cur, dict) else None
-        if isinstance(cur, dict):
-            cur = cur.get("model") or cur.get("name")
-        if cur not in (None, ""):
-            return str(cur)
-    return None
+@dataclass
+class ScoreFile:
+    path: str
+    #: the record kind read, or ``csv`` for a score table
+    kind: str
+    groups: ScoreGroups
 
-
-def numeric_fields(row: dict[str, Any]) -> dict[str, float | None]:
-    out: dict[str, float | None] = {}
-    for k in SCORE_KEYS:
-        v = row.get(k)
-        if isinstance(v, dict):
-            for m, x in v.items():
-                out[str(m)] = _num(x)
-    for k, v in row.items():
-        if k in NON_METRIC or k in SCORE_KEYS or k in out:
-            continue
-        if isinstance(v, bool):
-            out[k] = float(v)
-        elif isinstance(v, int | float):
-            out[k] = _num(v)
-    return out
+    @property
+    def sources(self) -> list[str]:
+        return sorted(self.groups)
 
 
 def _num(x: Any) -> float | None:
-    if x is None:
-        return None
-    if isinstance(x, bool):
-        return float(x)
+    if x is None or isinstance(x, bool):
+        return None if x is None else float(x)
     if isinstance(x, int | float):
         return None if isinstance(x, float) and math.isnan(x) else float(x)
-    if isinstance(x, str):
-        s = x.strip()
-        if s == "" or s.lower() in ("na", "nan", "null", "none"):
-            return None
-        try:
-            return float(s)
-        except ValueError:
-            return None
     return None
 
 
-def iter_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line, row) from JSONL or CSV; malformed lines raise one InputError listing them all."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError.at(str(p), None, None, "file not found")
+def _add(out: ScoreGroups, problems: list[Problem], path: str, line: int | None, src: str, item: str,
+         vals: dict[str, float | None], what: str) -> None:
+    if item in out.setdefault(src, {}):
+        problems.append(Problem(path, line, what, f"item {item!r} of source {src!r} appears twice"))
+        return
+    out[src][item] = vals
+
+
+def _from_records(p: Path, kind: str) -> ScoreGroups:
+    from kyokan.records import ItemMeans, JudgedRow, ResponseExample, read_rows
+
+    out: ScoreGroups = {}
     problems: list[Problem] = []
-    rows: list[tuple[int, dict[str, Any]]] = []
-    if p.suffix.lower() in (".csv", ".tsv"):
-        with open(p, encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f, delimiter="\t" if p.suffix.lower() == ".tsv" else ",")
-            for row in reader:
-                rows.append((reader.line_num, {k.strip(): v for k, v in row.items() if k is not None}))
+    if kind == "kyokan.eval.responses.example":
+        for r in read_rows(p, ResponseExample):
+            if r.excluded is None:
+                vals = {f"{m}.{k}": _num(v) for m, fields in r.values.items() for k, v in fields.items()}
+                _add(out, problems, str(p), r._line, r.source, r.id, vals, "id")
+    elif kind == "kyokan.human.item":
+        for h in read_rows(p, ItemMeans):
+            _add(out, problems, str(p), h._line, h.source, h.id, {k: _num(v) for k, v in h.means.items()}, "id")
     else:
-        from kyokan.io import iter_json_objects
-
-        for n, obj, problem in iter_json_objects(p):
-            if problem is not None:
-                problems.append(problem)
-            elif obj is not None:
-                rows.append((n, obj))
-    if problems:
-        raise InputError(problems)
-    yield from rows
-
-
-def load_scores(path: str | Path, *, source_field: str | None = None, id_field: str = "id",
-                metrics: Sequence[str] | None = None, default_source: str | None = None,
-                ) -> dict[str, dict[str, dict[str, float | None]]]:
-    """{source: {item id: {metric: value}}} from a per-item file (see module doc)."""
-    out: dict[str, dict[str, dict[str, float | None]]] = {}
-    problems: list[Problem] = []
-    for n, row in iter_rows(path):
-        if str(row.get("status", "")) in SKIP_STATUS:
-            continue
-        src = source_of(row, source_field) or default_source
-        if src is None:
-            problems.append(Problem(str(path), n, source_field or "source",
-                                    "no source model (set source, meta.generation.model, or pass --source-field)"))
-            continue
-        item = row.get(id_field, row.get("sample_id", row.get("item")))
-        if item in (None, ""):
-            problems.append(Problem(str(path), n, id_field, "missing item id"))
-            continue
-        vals = numeric_fields(row)
-        if metrics is not None:
-            vals = {m: vals.get(m) for m in metrics}
-        key = str(item)
-        if key in out.setdefault(src, {}):
-            problems.append(Problem(str(path), n, id_field, f"item {key!r} of source {src!r} appears twice"))
-            continue
-        out[src][key] = vals
+        for j in read_rows(p, JudgedRow):
+            if j.scored:
+                _add(out, problems, str(p), j._line, j.source_model, j.dialogue_id,
+                     {k: _num(v) for k, v in j.scores.items()}, "dialogue_id")
     if problems:
         raise InputError(problems)
     return out
 
 
-def metric_names(groups: dict[str, dict[str, dict[str, float | None]]]) -> list[str]:
+def _from_csv(p: Path, source_field: str, id_field: str) -> ScoreGroups:
+    out: ScoreGroups = {}
+    problems: list[Problem] = []
+    with open(p, encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t" if p.suffix.lower() == ".tsv" else ",")
+        cols = [c.strip() for c in reader.fieldnames or []]
+        for need in (source_field, id_field):
+            if need not in cols:
+                raise InputError.at(str(p), 1, need, f"no such column (columns: {', '.join(cols)}); name the columns "
+                                                     "with --source-field / --id-field")
+        start = reader.line_num
+        for row in reader:
+            line = start + 1
+            start = reader.line_num
+            row = {(k or "").strip(): v for k, v in row.items()}
+            src, item = (row.get(source_field) or "").strip(), (row.get(id_field) or "").strip()
+            if not src or not item:
+                problems.append(Problem(str(p), line, source_field if not src else id_field, "empty"))
+                continue
+            vals: dict[str, float | None] = {}
+            for k, v in row.items():
+                if k in (source_field, id_field):
+                    continue
+                s = (v or "").strip()
+                if s == "" or s.lower() in ("na", "nan", "null", "none"):
+                    vals[k] = None
+                    continue
+                try:
+                    vals[k] = float(s)
+                except ValueError:
+                    problems.append(Problem(str(p), line, k, f"not a number: {s[:40]!r}"))
+            _add(out, problems, str(p), line, src, item, vals, id_field)
+    if problems:
+        raise InputError(problems[:50], len(problems))
+    return out
+
+
+def load_scores(path: str | Path, *, source_field: str | None = None, id_field: str | None = None,
+                metrics: Sequence[str] | None = None) -> ScoreFile:
+    """The per-item scores of one file (see the module doc for the accepted kinds)."""
+    from kyokan.records import declared_kind
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError.at(str(p), None, None, "file not found")
+    if p.suffix.lower() in (".csv", ".tsv"):
+        kind = "csv"
+        groups = _from_csv(p, source_field or "source", id_field or "id")
+    else:
+        if source_field or id_field:
+            raise InputError.at(str(p), None, "--source-field", "only for CSV/TSV score tables: kyokan records name "
+                                                               "their source and item themselves")
+        kind = declared_kind(p) or ""
+        if kind not in ACCEPTED:
+            what = f"holds {kind} records" if kind else "declares no record kind"
+            raise InputError.at(str(p), 1, "kind", f"{what}; stats read {', '.join(ACCEPTED)} or a CSV score table")
+        groups = _from_records(p, kind)
+    if metrics is not None:
+        groups = {s: {k: {m: v.get(m) for m in metrics} for k, v in items.items()} for s, items in groups.items()}
+    if not groups:
+        raise InputError.at(str(p), None, None, "no scored items")
+    return ScoreFile(str(p), kind, groups)
+
+
+def metric_names(groups: ScoreGroups) -> list[str]:
     """Metrics present (with at least one value) in every source, in first-seen order."""
     seen: list[str] = []
     for items in groups.values():
