@@ -28,7 +28,10 @@ def _offline_env() -> None:
 
 def _print_label_summary(s: LabelsSummary) -> None:
     acc = s.accuracy
-    out.print(f"n={s.n}  accuracy={acc.mean:.4f} [{acc.ci_low:.4f}, {acc.ci_high:.4f}]  "
+    def f(x: float | None) -> str:  # a CI is undefined for very few rows
+        return "–" if x is None else f"{x:.4f}"
+
+    out.print(f"n={s.n}  accuracy={f(acc.mean)} [{f(acc.ci_low)}, {f(acc.ci_high)}]  "
               f"macro-F1={s.macro_f1 or 0:.4f}  off-list={s.off_list}")
     bs = s.bertscore
     if bs is not None and bs.f1.mean is not None:
