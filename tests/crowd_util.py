@@ -43,8 +43,10 @@ def postgres() -> TempPostgres:
 
 
 def fast_config(**kw: Any) -> CrowdConfig:
-    """Defaults, with the per-worker rate limits out of the way of tests that are not about them."""
-    cfg = CrowdConfig(submits_per_minute=10_000, requests_per_minute=100_000, registrations_per_minute=100_000)
+    """Defaults, with the rate limits and the per-client lease bound out of the way of tests that
+    are not about them (every test client is on 127.0.0.1)."""
+    cfg = CrowdConfig(submits_per_minute=10_000, requests_per_minute=100_000, registrations_per_minute=100_000,
+                      submits_per_minute_per_client=100_000, leases_per_client=0)
     for k, v in kw.items():
         setattr(cfg, k, v)
     return cfg
@@ -71,14 +73,16 @@ def crowd(backend: str, tmp_path: Path) -> Iterator[CrowdDB]:
 
 
 class LiveServer:
-    """The app on uvicorn in a background thread, on 127.0.0.1 and a free port."""
+    """The app on uvicorn in a background thread, on 127.0.0.1 and a free port. ``proxy_headers``
+    is uvicorn's own X-Forwarded-For handling (on by default in uvicorn; ``kyokan crowd serve``
+    turns it off)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, proxy_headers: bool = False) -> None:
         import uvicorn
 
         self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    access_log=False, lifespan="off"))
+                                                    access_log=False, lifespan="off", proxy_headers=proxy_headers))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property
@@ -115,12 +119,25 @@ def task_token(html: str) -> str:
     return m.group(1)
 
 
-def worker_client(base: str, wid: str) -> httpx.Client:
-    """A browser-like client bound to a new worker id (first visit registers it)."""
-    c = httpx.Client(base_url=base, follow_redirects=False, timeout=30)
-    r = c.get(f"/w/{wid}")
-    assert r.status_code == 200, r.text
+def start(c: httpx.Client, wid: str, kind: str = "situation") -> httpx.Response:
+    """Press "start" on the worker page: registers a new id, takes a lease, returns the task page."""
+    page = c.get("/login")  # a page with a form: it carries the session's CSRF token
+    return c.post(f"/w/{wid}/task/{kind}", data={"csrf_token": csrf(page.text), "action": "start"})
+
+
+def worker_client(base: str, wid: str, kind: str = "situation", **kw: Any) -> httpx.Client:
+    """A browser-like client bound to a new worker id: it has started (and holds) one task of
+    ``kind``, which registered the id."""
+    c = httpx.Client(base_url=base, follow_redirects=False, timeout=30, **kw)
+    r = start(c, wid, kind)
+    assert r.status_code == 200 and 'name="token"' in r.text, r.text
     return c
+
+
+def submit_form(c: httpx.Client, wid: str, page: str, kind: str = "situation", **fields: str) -> httpx.Response:
+    """Submit the task shown on ``page`` with the given form fields."""
+    return c.post(f"/w/{wid}/task/{kind}", data={"csrf_token": csrf(page), "token": task_token(page),
+                                                 "action": "submit", **fields})
 
 
 def login(base: str, username: str, password: str = PASSWORD) -> httpx.Client:

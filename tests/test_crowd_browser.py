@@ -24,11 +24,22 @@ pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")]
 
 
+def _expiry(db: C.CrowdDB, wid: str) -> float:
+    from sqlalchemy import select
+
+    from kyokan.crowd.models import Reservation
+
+    with db.read() as s:
+        return float(s.scalars(select(Reservation.expires_at).where(Reservation.worker_id == wid,
+                                                                    Reservation.status == "active")).one())
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_two_rounds_and_review_in_a_browser(backend: str, tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
     from playwright.sync_api import expect, sync_playwright
 
-    db = new_db(backend, tmp_path)
+    # a 15 s first lease: the page pings every 5 s while the worker types
+    db = new_db(backend, tmp_path, first_lease_seconds=15)
     C.create_situation_tasks(db, target=1, emotions=["fear"])
     C.add_user(db, "lead", PASSWORD, "admin")
     app = C.create_app(db, secret=SECRET.encode())
@@ -38,10 +49,17 @@ def test_two_rounds_and_review_in_a_browser(backend: str, tmp_path: Path, cli) -
             # round 1: worker A writes a situation
             a = browser.new_context(locale="ja-JP").new_page()
             a.goto(srv.url + "/w/worker-a")
+            expect(a.locator("#new-worker")).to_be_visible()  # visiting registers nothing
+            a.click("#start-situation")  # starting does: the key is shown once, on the task
             expect(a.locator("#recovery-key")).to_be_visible()
-            a.click("#start-situation")
             expect(a.locator("#emotion")).to_have_text(get_taxonomy("goemotions28").label("fear").ja)
             a.fill("#text", "夜中に胸が苦しくなり、救急車を呼ぶべきか迷って怖かった。")
+            # the heartbeat extends the short first lease while the worker types
+            before = _expiry(db, "worker-a")
+            a.wait_for_timeout(600)
+            a.type("#text", "本当に")
+            expect(a.locator("#deadline")).to_have_attribute("data-live", "1", timeout=15_000)
+            assert _expiry(db, "worker-a") > before
             a.click("#submit")
             expect(a.locator(".flash")).to_contain_text("送信しました")
             expect(a.locator("#no-task")).to_be_visible()  # target 1 reached: the item closed
@@ -64,6 +82,7 @@ def test_two_rounds_and_review_in_a_browser(backend: str, tmp_path: Path, cli) -
             b = browser.new_context(locale="ja-JP").new_page()
             b.goto(srv.url + "/w/worker-b")
             b.click("#start-dialogue")
+            expect(b.locator("#recovery-key")).to_be_visible()
             expect(b.locator("#situation")).to_contain_text("救急車を呼ぶべきか")
             for i, text in enumerate(DIALOGUE):
                 b.fill(f"#turn_{i}", text)

@@ -233,8 +233,16 @@ def test_rating_packets_both_layouts(crowd: C.CrowdDB, tmp_path: Path) -> None:
         else:  # the unticked checkbox of I2 arrives as nothing and counts as 0
             done.append(C.submit(crowd, "r1", a.token, {"ratings": {"0.empathy": "70", "0.consistent": "1",
                                                                     "1.empathy": "35"}, "comment": "ok"}))
+    # unreviewed ratings are not exported unless asked for (then marked as pending)
+    summary = C.export(crowd, tmp_path / "d.jsonl", ratings_out=tmp_path / "r.jsonl")
+    assert summary["ratings"] == 0 and summary["skipped"]["ratings_not_approved"] == 2
+    C.export(crowd, tmp_path / "d.jsonl", ratings_out=tmp_path / "r.jsonl", include_pending_ratings=True)
+    assert {json.loads(x)["review"] for x in (tmp_path / "r.jsonl").read_text().splitlines()} == {"pending"}
+    for r in done:
+        C.review(crowd, REV, r.uid, "approve")
     C.export(crowd, tmp_path / "d.jsonl", ratings_out=tmp_path / "r.jsonl")
     rows = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert {r["review"] for r in rows} == {"approved"}
     by_item = {r["item"]: r for r in rows}
     assert by_item["p1"]["ratings"] == {"empathy": 4, "fluency": 5}
     assert by_item["I2"]["ratings"] == {"empathy": 35, "consistent": 0} and by_item["I2"]["assignment"] == "A01"

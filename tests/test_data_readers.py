@@ -6,11 +6,13 @@ from hypothesis import strategies as st
 
 from kyokan.data import detect_format, read_records, write_dialogues
 from kyokan.taxonomy import get_taxonomy
+from kyokan.text import is_blank
 
 LABELS = get_taxonomy().ids
-# printable text with at least one visible character; includes Japanese, emoji, quotes, commas
+# printable text with at least one visible character (not blank once invisible characters are
+# removed, as validation requires); includes Japanese, emoji, quotes, commas
 _chars = st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\u2028\u2029\x85")
-text = st.text(_chars, min_size=1, max_size=40).filter(lambda s: s.strip() != "")
+text = st.text(_chars, min_size=1, max_size=40).filter(lambda s: not is_blank(s))
 
 
 @st.composite

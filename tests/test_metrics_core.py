@@ -191,7 +191,7 @@ def test_eval_responses_without_encoder(tmp_path) -> None:
                                                {"id": "c", "response": "You will be fine."}])
     s = evaluate_responses(gen, tmp_path / "out", reference=ref, metrics=["nidf", "iva", "tries", "length"]).to_json()
     per = read_jsonl(tmp_path / "out" / "per_example.jsonl")
-    assert [r["id"] for r in per] == ["a", "b", "c"] and {r["source"] for r in per} == {"gen"}
+    assert [r["id"] for r in per] == ["a", "b", "c"] and {r["source"] for r in per} == {"out"}
     table = CountTable.load(tmp_path / "out" / "nidf_counts.json")
     assert table.n_utterances == 6 and s["metrics"]["nidf"]["info"]["table"]["sha256"] == table.sha256
     expect_b = np.mean([table.nidf(w) for w in {"i", "am", "so", "sorry"} if w in table.counts])

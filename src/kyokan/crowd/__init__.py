@@ -1,7 +1,7 @@
 """The data-collection web app (EmplifAI §3.2–3.4): situation and dialogue rounds with
 quota-balanced random assignment, review workflow, rating tasks, export to kyokan records.
 
-Heavy web imports (FastAPI) load only when ``create_app`` is called.
+Heavy web imports (Starlette, Jinja2) load only when ``create_app`` is called.
 """
 
 from __future__ import annotations
@@ -13,15 +13,28 @@ from kyokan.crowd.assignment import (
     NoTask,
     SubmitResult,
     assign,
+    create_workers,
+    extend,
     register_worker,
     release,
+    reset_worker_key,
+    set_blocked,
     submit,
 )
 from kyokan.crowd.config import CrowdConfig
 from kyokan.crowd.db import CrowdDB, downgrade, head_revision, normalize_url, upgrade
 from kyokan.crowd.errors import Conflict, CrowdError, Forbidden, NotFound
 from kyokan.crowd.exporting import collect, export
-from kyokan.crowd.reviewing import ACTIONS, Actor, add_user, authenticate, rejection_stats, review
+from kyokan.crowd.reviewing import (
+    ACTIONS,
+    Actor,
+    add_user,
+    authenticate,
+    change_password,
+    rejection_stats,
+    review,
+    set_user_active,
+)
 from kyokan.crowd.screen import (
     KeywordScreener,
     PersonalDataScreener,
@@ -40,7 +53,7 @@ from kyokan.crowd.tasks import (
 
 
 def create_app(db: CrowdDB | str, **kw: Any) -> Any:
-    """The FastAPI app (see ``kyokan.crowd.web.create_app``)."""
+    """The ASGI app (see ``kyokan.crowd.web.create_app``)."""
     from kyokan.crowd.web import create_app as _create
 
     return _create(db, **kw)
@@ -72,13 +85,16 @@ __all__ = [
     "add_user",
     "assign",
     "authenticate",
+    "change_password",
     "collect",
     "create_app",
     "create_dialogue_tasks",
     "create_rating_tasks",
     "create_situation_tasks",
+    "create_workers",
     "downgrade",
     "export",
+    "extend",
     "head_revision",
     "import_situations",
     "init_db",
@@ -91,7 +107,10 @@ __all__ = [
     "register_worker",
     "rejection_stats",
     "release",
+    "reset_worker_key",
     "review",
+    "set_blocked",
+    "set_user_active",
     "submit",
     "upgrade",
 ]

@@ -18,8 +18,11 @@ crowd_app = typer.Typer(help="The data-collection web app: situations, dialogues
 tasks_app = typer.Typer(help="Create items to collect (round 1 situations, round 2 dialogues, round 3 ratings).",
                         no_args_is_help=True)
 user_app = typer.Typer(help="Reviewer, lead and admin accounts.", no_args_is_help=True)
+workers_app = typer.Typer(help="Crowd worker ids registered ahead of time (invite-only collection).",
+                          no_args_is_help=True)
 crowd_app.add_typer(tasks_app, name="tasks")
 crowd_app.add_typer(user_app, name="user")
+crowd_app.add_typer(workers_app, name="workers")
 
 DB_HELP = "Database: a SQLite path or sqlite:///path, or postgresql://user@host/db (default: $KYOKAN_CROWD_DB)."
 
@@ -61,16 +64,56 @@ def init_cmd(
         out.print(f"{res['db']}: schema {before or 'none'} → {after}" + (f"; admin {admin} set" if admin else ""))
 
 
+PASSWORD_ENV = "KYOKAN_CROWD_PASSWORD"
+
+
+def _piped_line(wait: float | None) -> str | None:
+    """The first line piped on stdin (without its line end), or None when stdin is a terminal,
+    closed, empty, or — with ``wait`` — has nothing to read within ``wait`` seconds."""
+    stdin = sys.stdin
+    if stdin is None:
+        return None
+    try:
+        if stdin.isatty():
+            return None
+    except (OSError, ValueError):
+        return None
+    try:
+        fd = stdin.fileno()
+    except (OSError, ValueError, AttributeError):
+        fd = None  # an in-memory stream (tests): readable at once
+    if fd is not None and wait is not None:
+        import select
+
+        try:
+            ready, _, _ = select.select([fd], [], [], wait)
+        except (OSError, ValueError):
+            ready = [fd]  # not selectable (a regular file): readable
+        if not ready:
+            return None
+    try:
+        line = stdin.readline()
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if not line:
+        return None  # EOF: nothing was piped
+    return line.removesuffix("\n").removesuffix("\r")
+
+
 def _password() -> str:
-    pw = os.environ.get("KYOKAN_CROWD_PASSWORD")
-    if pw:
-        return pw
-    if not sys.stdin.isatty():
-        line = sys.stdin.readline().rstrip("\n")
-        if line:
-            return line
-        raise KyokanError("no password: set KYOKAN_CROWD_PASSWORD or pipe it on stdin")
-    return str(typer.prompt("password", hide_input=True, confirmation_prompt=True))
+    """The password to set: a line piped on stdin wins over $KYOKAN_CROWD_PASSWORD (the quick
+    start exports it, so a piped one must not be silently replaced by it); then the variable;
+    then a prompt on a terminal. The caller applies the length rule to whichever is used."""
+    env = os.environ.get(PASSWORD_ENV)
+    # with the variable set, a pipe that never writes must not hang the command
+    piped = _piped_line(wait=2.0 if env else None)
+    if piped is not None:
+        return piped
+    if env:
+        return env
+    if sys.stdin is not None and sys.stdin.isatty():
+        return str(typer.prompt("password", hide_input=True, confirmation_prompt=True))
+    raise KyokanError(f"no password: pipe it on stdin or set {PASSWORD_ENV}")
 
 
 @crowd_app.command("serve")
@@ -92,7 +135,10 @@ def serve_cmd(
 
     app = create_app(_db(db), dev=dev, secure_cookies=secure_cookies)
     err.print(f"kyokan crowd: http://{host}:{port}/  (workers: /w/<worker id>, reviewers: /login)", markup=False)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from any loopback peer;
+    # the app reads it itself, only from the config's trusted_proxies
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, proxy_headers=False,
+                server_header=False)
 
 
 @tasks_app.command("situations")
@@ -179,7 +225,61 @@ def user_add(
     from kyokan.crowd.reviewing import add_user
 
     add_user(_db(db), username, _password(), role)
-    out.print(f"user {username} ({role}) set")
+    out.print(f"user {username} ({role}) set; any sessions of an existing {username} were logged out")
+
+
+@user_app.command("disable")
+def user_disable(
+    username: str = typer.Argument(..., help="Login name."),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    enable: bool = typer.Option(False, "--enable", help="Re-enable instead."),
+) -> None:
+    """Disable an account (its sessions end at once), or re-enable it with --enable.
+
+    Example: kyokan crowd user disable ayaka --db crowd.db
+    """
+    from kyokan.crowd.reviewing import set_user_active
+
+    n = set_user_active(_db(db), username, enable)
+    out.print(f"user {username} {'enabled' if enable else f'disabled; {n} session(s) ended'}")
+
+
+@workers_app.command("add")
+def workers_add(
+    ids: list[str] = typer.Argument(None, help="Platform worker ids."),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    from_file: Path = typer.Option(None, "--from", help="A file of worker ids, one a line."),
+    reissue: bool = typer.Option(False, "--reissue", help="Also give existing ids a new key (ends their bindings)."),
+    output: Path = typer.Option(None, "-o", "--output", help="Write id,key CSV here (default: stdout)."),
+) -> None:
+    """Register worker ids ahead of time and print each one's recovery key (send each worker
+    theirs through the platform). With `--set worker_registration=invite` only such ids work.
+
+    Example: kyokan crowd workers add W123 W456 --db crowd.db -o keys.csv
+    """
+    from kyokan.crowd.assignment import create_workers
+    from kyokan.io import atomic_open
+
+    wanted = list(ids or [])
+    if from_file is not None:
+        if not from_file.exists():
+            raise KyokanError(f"{from_file}: no such file")
+        wanted += [x.strip() for x in from_file.read_text(encoding="utf-8").splitlines() if x.strip()]
+    if not wanted:
+        raise KyokanError("no worker ids: give them as arguments or with --from FILE")
+    from kyokan.crowd.assignment import WORKER_ID
+
+    bad = [w for w in wanted if not WORKER_ID.fullmatch(w)]
+    if bad:
+        raise KyokanError(f"worker id {bad[0]!r}: 1–64 ASCII letters, digits or _.@:- (starting with a letter or digit)")
+    keys = create_workers(_db(db), wanted, reissue=reissue)
+    lines = ["worker_id,recovery_key", *[f"{w},{k}" for w, k in keys.items()]]
+    if output is not None:
+        with atomic_open(output, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        out.print(f"{len(keys)} key(s) → {output}")
+    else:
+        sys.stdout.write("\n".join(lines) + "\n")
 
 
 @crowd_app.command("config")
@@ -260,6 +360,7 @@ def export_cmd(
     situations: Path = typer.Option(None, "--situations", help="Also write the approved situations here (JSONL)."),
     ratings: Path = typer.Option(None, "--ratings", help="Also write the ratings here (JSONL)."),
     raw_worker_ids: bool = typer.Option(False, "--raw-worker-ids", help="Keep platform worker ids (default: salted pseudonyms)."),
+    include_pending_ratings: bool = typer.Option(False, "--include-pending-ratings", help="Also write ratings not reviewed yet (each row says its review state)."),
     json_: bool = typer.Option(False, "--json", help="Machine-readable summary."),
 ) -> None:
     """Write approved dialogues as kyokan records (valid for `kyokan data validate`) plus OUT.provenance.json.
@@ -268,7 +369,8 @@ def export_cmd(
     """
     from kyokan.crowd.exporting import export
 
-    summary = export(_db(db), output, situations_out=situations, ratings_out=ratings, raw_worker_ids=raw_worker_ids)
+    summary = export(_db(db), output, situations_out=situations, ratings_out=ratings, raw_worker_ids=raw_worker_ids,
+                     include_pending_ratings=include_pending_ratings)
     if json_:
         print_json({k: v for k, v in summary.items() if k != "provenance"})
     else:

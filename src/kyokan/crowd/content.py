@@ -2,26 +2,39 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any
 
 from kyokan.crowd.config import CrowdConfig
 from kyokan.crowd.errors import CrowdError
+from kyokan.text import bidi_controls, clean_text
+
+
+def clean_field(value: Any, field: str, *, min_chars: int, max_chars: int) -> str:
+    """One free-text field as it is screened and stored: direction controls (U+202E …) refused,
+    then NFKC with zero-width/invisible characters removed (``kyokan.text.clean_text``), line
+    ends unified, stripped; control characters (NUL, ESC …) refused; length checked after."""
+    if not isinstance(value, str):
+        raise CrowdError(f"{field}: missing", code="missing")
+    if len(value) > 4 * max_chars + 100:  # before normalising a huge value
+        raise CrowdError(f"{field}: too long (at most {max_chars} characters)", code="too_long")
+    bidi = bidi_controls(value)
+    if bidi:
+        raise CrowdError(f"{field}: contains text-direction control characters ({', '.join(bidi[:3])}); "
+                         "remove them", code="bad_chars")
+    text = clean_text(value.replace("\r\n", "\n").replace("\r", "\n")).strip()
+    if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in text):
+        raise CrowdError(f"{field}: contains control characters", code="bad_chars")
+    if len(text) < min_chars:
+        raise CrowdError(f"{field}: too short (at least {min_chars} visible characters)", code="too_short")
+    if len(text) > max_chars:
+        raise CrowdError(f"{field}: too long ({len(text)} characters, at most {max_chars})", code="too_long")
+    return text
 
 
 def _text(value: Any, field: str, cfg: CrowdConfig, lang: str) -> str:
-    if not isinstance(value, str):
-        raise CrowdError(f"{field}: missing", code="missing")
-    text = value.replace("\r\n", "\n").strip()
-    if lang.startswith("ja"):
-        text = unicodedata.normalize("NFKC", text)
-    if len(text) < cfg.min_chars:
-        raise CrowdError(f"{field}: too short (at least {cfg.min_chars} characters)", code="too_short")
-    if len(text) > cfg.max_chars:
-        raise CrowdError(f"{field}: too long ({len(text)} characters, at most {cfg.max_chars})", code="too_long")
-    if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in text):
-        raise CrowdError(f"{field}: contains control characters", code="bad_chars")
-    return text
+    return clean_field(value, field, min_chars=max(1, cfg.min_chars), max_chars=cfg.max_chars)
 
 
 def turn_roles(exchanges: int) -> list[str]:
@@ -81,6 +94,20 @@ def rated_items(payload: dict[str, Any]) -> list[dict[str, Any]]:
     return list(payload.get("items") or [])
 
 
+_NUMBER = re.compile(r"-?[0-9]{1,9}(?:\.[0-9]{1,6})?")
+
+
+def _number(v: Any) -> float | None:
+    """A rating as a number: ASCII digits only (``float()`` would also take ``٣``, ``1_0``, ``inf``)."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int | float):
+        return float(v) if v == v and abs(v) < 1e9 else None
+    if isinstance(v, str) and _NUMBER.fullmatch(v.strip()):
+        return float(v.strip())
+    return None
+
+
 def _check_ratings(raw: dict[str, Any], cfg: CrowdConfig, payload: dict[str, Any]) -> dict[str, Any]:
     ratings = raw.get("ratings")
     if not isinstance(ratings, dict):
@@ -97,20 +124,17 @@ def _check_ratings(raw: dict[str, Any], cfg: CrowdConfig, payload: dict[str, Any
             v = ratings.get(key)
             if (v is None or v == "") and m["kind"] == "binary":
                 v = 0  # an unticked checkbox sends nothing
-            try:
-                x = float(v)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
+            x = _number(v)
+            if x is None:
                 raise CrowdError(f"ratings.{code}.{m['id']}: choose a value from {m['min']} to {m['max']}",
-                                 code="missing") from None
-            if x != x or not float(m["min"]) <= x <= float(m["max"]):
-                raise CrowdError(f"ratings.{code}.{m['id']}: {v} is outside {m['min']}–{m['max']}", code="range")
+                                 code="missing")
+            if not float(m["min"]) <= x <= float(m["max"]):
+                raise CrowdError(f"ratings.{code}.{m['id']}: {x:g} is outside {m['min']}–{m['max']}", code="range")
             if m["kind"] in ("likert", "binary") and x != int(x):
-                raise CrowdError(f"ratings.{code}.{m['id']}: {v} is not a whole number", code="range")
+                raise CrowdError(f"ratings.{code}.{m['id']}: {x:g} is not a whole number", code="range")
             got[code][m["id"]] = int(x) if x == int(x) else x
     extra = set(ratings) - expected
     if extra:
-        raise CrowdError(f"ratings: unknown field(s) {sorted(extra)[:5]}", code="range")
+        raise CrowdError(f"ratings: {len(extra)} unknown field(s)", code="range")
     comment = raw.get("comment") or ""
-    if not isinstance(comment, str) or len(comment) > cfg.max_chars:
-        raise CrowdError(f"comment: at most {cfg.max_chars} characters", code="too_long")
-    return {"ratings": got, "comment": comment.strip()}
+    return {"ratings": got, "comment": clean_field(comment, "comment", min_chars=0, max_chars=cfg.max_chars)}

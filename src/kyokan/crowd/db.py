@@ -60,7 +60,7 @@ def redact(url: str) -> str:
 class CrowdDB:
     """One database: engine, write/read transactions, the stored config."""
 
-    def __init__(self, url: str | os.PathLike[str] | None, *, pool_size: int = 10,
+    def __init__(self, url: str | os.PathLike[str] | None, *, pool_size: int = 40,
                  sqlite_synchronous: str | None = None) -> None:
         self.url = normalize_url(url)
         self.dialect = make_url(self.url).get_backend_name()
@@ -73,7 +73,7 @@ class CrowdDB:
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(
-                self.url, pool_size=pool_size, max_overflow=40,
+                self.url, pool_size=pool_size, max_overflow=20,
                 connect_args={"check_same_thread": False, "timeout": 30})
             # WAL + NORMAL: a commit survives a crash of the app; only a power loss or OS crash can
             # undo the last commits. FULL also fsyncs every commit (≈7 ms each on a typical VM disk).
@@ -95,7 +95,10 @@ class CrowdDB:
             def _on_begin(conn: Any) -> None:
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if getattr(self._local, "writing", False) else "BEGIN")
         else:
-            self.engine = create_engine(self.url, pool_size=pool_size, max_overflow=40, pool_pre_ping=True)
+            # a pool as large as the server's thread pool: connections past pool_size are closed
+            # when returned, and opening one (a new PostgreSQL backend) costs more than a request.
+            # No pre-ping (a round trip per checkout): a connection lost under us is retried.
+            self.engine = create_engine(self.url, pool_size=pool_size, max_overflow=20, pool_recycle=3600)
 
     @property
     def is_postgres(self) -> bool:

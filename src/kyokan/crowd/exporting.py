@@ -38,15 +38,17 @@ def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def collect(db: CrowdDB, *, raw_worker_ids: bool = False) -> dict[str, Any]:
-    """Approved dialogues (with their situation's current text), approved situations, ratings."""
+def collect(db: CrowdDB, *, raw_worker_ids: bool = False, include_pending_ratings: bool = False) -> dict[str, Any]:
+    """Approved dialogues (with their situation's current text), approved situations, approved
+    ratings (and, with ``include_pending_ratings``, the not yet reviewed ones, marked so)."""
     salt = _salt(db)
 
     def who(w: str | None) -> str | None:
         return w if raw_worker_ids else pseudonym(salt, w)
 
     dialogues, situations, ratings = [], [], []
-    skipped: dict[str, int] = {"situation_not_approved": 0}
+    skipped: dict[str, int] = {"situation_not_approved": 0, "ratings_not_approved": 0}
+    rating_states = ("approved", "pending") if include_pending_ratings else ("approved",)
     with db.read() as s:
         sits = {r.uid: r for r in s.scalars(select(Submission).where(Submission.kind == "situation"))}
         for r in s.scalars(select(Submission).where(Submission.kind == "dialogue", Submission.status == "approved")
@@ -70,8 +72,10 @@ def collect(db: CrowdDB, *, raw_worker_ids: bool = False) -> dict[str, Any]:
                                    "meta": {"source": sit.source, "worker": who(sit.worker_id),
                                             "edited": sit.version > 1, "flagged_then_kept": sit.was_flagged}})
         packets = {i.id: i for i in s.scalars(select(Item).where(Item.kind == "rating"))}
+        skipped["ratings_not_approved"] = len(s.scalars(select(Submission.id).where(
+            Submission.kind == "rating", Submission.status.not_in(rating_states))).all())
         for r in s.scalars(select(Submission).where(Submission.kind == "rating",
-                                                    Submission.status.in_(("approved", "pending")))
+                                                    Submission.status.in_(rating_states))
                            .order_by(Submission.id)):
             it = packets.get(r.item_id or -1)
             assignment = (it.payload or {}).get("assignment") if it else None
@@ -86,18 +90,20 @@ def collect(db: CrowdDB, *, raw_worker_ids: bool = False) -> dict[str, Any]:
 
 
 def export(db: CrowdDB, out: str | Path, *, situations_out: str | Path | None = None,
-           ratings_out: str | Path | None = None, raw_worker_ids: bool = False) -> dict[str, Any]:
+           ratings_out: str | Path | None = None, raw_worker_ids: bool = False,
+           include_pending_ratings: bool = False) -> dict[str, Any]:
     """Write the files; returns the summary that also goes to ``OUT.provenance.json``."""
     from kyokan import __version__
 
-    data = collect(db, raw_worker_ids=raw_worker_ids)
+    data = collect(db, raw_worker_ids=raw_worker_ids, include_pending_ratings=include_pending_ratings)
     n = write_jsonl(out, data["dialogues"])
     summary: dict[str, Any] = {
         "dialogues": n, "output": str(out), "skipped": data["skipped"],
         "provenance": {"tool": "kyokan crowd export", "kyokan": __version__, "export_schema": EXPORT_SCHEMA,
                        "db": redact(db.url), "db_revision": db.revision(), "exported_at": _iso(time.time()),
                        "config": db.config(fresh=True).to_dict(),
-                       "worker_ids": "raw" if raw_worker_ids else "pseudonymised (salted SHA-256)"},
+                       "worker_ids": "raw" if raw_worker_ids else "pseudonymised (salted SHA-256)",
+                       "ratings_included": "approved and pending" if include_pending_ratings else "approved"},
     }
     if situations_out:
         summary["situations"] = write_jsonl(situations_out, data["situations"])

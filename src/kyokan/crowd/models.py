@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -45,6 +46,9 @@ class Worker(Base):
     key_hash: Mapped[str] = mapped_column(String(200))
     blocked: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[float] = mapped_column(Float)
+    #: the network the id was registered from (``kyokan.crowd.security.client_key``); None when
+    #: an admin created it
+    client: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class User(Base):
@@ -76,12 +80,21 @@ class Item(Base):
     n_submitted: Mapped[int] = mapped_column(Integer, default=0)
     n_reserved: Mapped[int] = mapped_column(Integer, default=0)
     closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: a round-2 item whose situation left "approved": it takes no new workers until the situation
+    #: is approved again (independent of ``closed``, which follows the counts)
+    withdrawn: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (
         Index("ix_items_open", "kind", "closed"),
         CheckConstraint("n_submitted >= 0 AND n_reserved >= 0", name="ck_items_counts"),
     )
+
+
+#: lease states: active (held), submitted, expired (timed out; may still be submitted while the
+#: item has room), released (the worker skipped it), revoked (the worker was blocked or the item
+#: withdrawn). Only active and expired leases can be submitted.
+LEASE_STATES = ("active", "submitted", "expired", "released", "revoked")
 
 
 class Reservation(Base):
@@ -93,15 +106,18 @@ class Reservation(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
     worker_id: Mapped[str] = mapped_column(ForeignKey("workers.id"))
     kind: Mapped[str] = mapped_column(String(16))
-    #: active | submitted | expired
+    #: one of LEASE_STATES
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float)
+    #: the network the lease was taken from (live leases per client are bounded)
+    client: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     __table_args__ = (
         UniqueConstraint("item_id", "worker_id", name="uq_reservation_item_worker"),
         Index("ix_reservations_status_expiry", "status", "expires_at"),
         Index("ix_reservations_worker", "worker_id", "kind", "status"),
+        Index("ix_reservations_client", "client", "status", "expires_at"),
     )
 
 
@@ -178,6 +194,36 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(40))
     target: Mapped[str] = mapped_column(String(200), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+    __table_args__ = (Index("ix_audit_action", "action", "id"),)
+
+
+class UserSession(Base):
+    """A reviewer's login. The cookie carries a random id; only its SHA-256 is stored. A session
+    ends at ``expires_at`` (absolute), after the idle limit, or when revoked (logout, password or
+    role change, account disabled)."""
+
+    __tablename__ = "user_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[float] = mapped_column(Float)
+    seen_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    client: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    __table_args__ = (Index("ix_user_sessions_user", "user_id"),)
+
+
+class AuthThrottle(Base):
+    """Failed logins of one key (``ip:…``, ``ipacct:…``, ``acct:…``, ``dev:…``) and the time
+    until which its attempts are refused without checking a password."""
+
+    __tablename__ = "auth_throttle"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure: Mapped[float] = mapped_column(Float)
+    locked_until: Mapped[float] = mapped_column(Float)
 
 
 class Setting(Base):

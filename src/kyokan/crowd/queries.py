@@ -8,7 +8,7 @@ from sqlalchemy import case, func, select
 
 from kyokan.crowd.db import CrowdDB
 from kyokan.crowd.models import AuditEntry, Edit, Item, LedgerEntry, Submission, Worker
-from kyokan.crowd.reviewing import rejection_stats
+from kyokan.crowd.reviewing import RejectionStats, rejection_stats
 
 
 def progress(db: CrowdDB) -> dict[str, Any]:
@@ -67,17 +67,23 @@ def worker_submissions(db: CrowdDB, wid: str, limit: int = 200) -> list[dict[str
 
 
 def workers_table(db: CrowdDB, limit: int = 1000) -> list[dict[str, Any]]:
+    """Workers with their submission and rejection counts and earnings (three grouped queries,
+    whatever the number of workers)."""
     cfg = db.config()
     with db.read() as s:
         ws = s.scalars(select(Worker).order_by(Worker.created_at).limit(limit)).all()
         pay = {(w, st): int(a or 0) for w, st, a in s.execute(
             select(LedgerEntry.worker_id, LedgerEntry.status, func.sum(LedgerEntry.amount))
             .group_by(LedgerEntry.worker_id, LedgerEntry.status))}
+        subs = {w: (int(n), int(r or 0)) for w, n, r in s.execute(
+            select(Submission.worker_id, func.count(), func.sum(case((Submission.status == "rejected", 1), else_=0)))
+            .where(Submission.source == "crowd", Submission.worker_id.is_not(None)).group_by(Submission.worker_id))}
         out = []
         for w in ws:
-            rej = rejection_stats(s, w.id, cfg.rejection_cap)
-            out.append({"worker": w.id, "blocked": w.blocked, "submissions": rej.total, "rejected": rej.rejected,
-                        "rate": rej.rate, "allowed": rej.allowed, "left": rej.left,
+            total, rejected = subs.get(w.id, (0, 0))
+            rej = RejectionStats(w.id, total, rejected, cfg.rejection_cap)
+            out.append({"worker": w.id, "blocked": w.blocked, "client": w.client, "submissions": rej.total,
+                        "rejected": rej.rejected, "rate": rej.rate, "allowed": rej.allowed, "left": rej.left,
                         "earned": pay.get((w.id, "payable"), 0), "void": pay.get((w.id, "void"), 0),
                         "over_cap": rej.rejected > rej.allowed})
         return out
@@ -135,3 +141,32 @@ def audit_log(db: CrowdDB, limit: int = 200, offset: int = 0) -> list[dict[str, 
     with db.read() as s:
         return [{"at": a.at, "actor": a.actor, "action": a.action, "target": a.target, "detail": a.detail}
                 for a in s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).offset(offset))]
+
+
+#: high-volume entries anyone on the internet can cause; the default audit view leaves them out
+#: so a registration or login flood cannot push the reviewers' actions off the page
+WORKER_ACTIONS = ("worker.register", "worker.claim")
+SECURITY_ACTIONS = ("login.failed",)
+AUDIT_VIEWS = ("staff", "workers", "security", "all")
+
+
+def audit_page(db: CrowdDB, view: str = "staff", *, limit: int = 200, offset: int = 0) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """One page of the audit log in a view (staff: reviews, edits, decisions, tasks, logins,
+    accounts, blocks; workers: registrations and claims; security: failed logins; all), newest
+    first, and the number of entries in each view."""
+    noisy = (*WORKER_ACTIONS, *SECURITY_ACTIONS)
+    where = {"staff": AuditEntry.action.not_in(noisy), "workers": AuditEntry.action.in_(WORKER_ACTIONS),
+             "security": AuditEntry.action.in_(SECURITY_ACTIONS), "all": None}
+    with db.read() as s:
+        q = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).offset(offset)
+        cond = where[view]
+        if cond is not None:
+            q = q.where(cond)
+        rows = [{"at": a.at, "actor": a.actor, "action": a.action, "target": a.target, "detail": a.detail}
+                for a in s.scalars(q)]
+        by_action = dict(s.execute(select(AuditEntry.action, func.count()).group_by(AuditEntry.action)).tuples().all())
+    counts = {"workers": sum(by_action.get(a, 0) for a in WORKER_ACTIONS),
+              "security": sum(by_action.get(a, 0) for a in SECURITY_ACTIONS),
+              "all": sum(by_action.values())}
+    counts["staff"] = counts["all"] - counts["workers"] - counts["security"]
+    return rows, {k: int(v) for k, v in counts.items()}

@@ -5,6 +5,7 @@ at most 30% of a worker's submissions), and every action lands in the audit log.
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -12,10 +13,11 @@ from typing import Any
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
-from kyokan.crowd.content import check_content
+from kyokan.crowd.assignment import retrying, withdraw_items
+from kyokan.crowd.content import check_content, clean_field
 from kyokan.crowd.db import CrowdDB
 from kyokan.crowd.errors import Conflict, CrowdError, Forbidden, NotFound
-from kyokan.crowd.models import AuditEntry, Edit, Item, LedgerEntry, Submission, User
+from kyokan.crowd.models import AuditEntry, Edit, Item, LedgerEntry, Submission, User, Worker
 from kyokan.crowd.security import hash_password, verify_password
 
 ROLE_RANK = {"reviewer": 1, "lead": 2, "admin": 3}
@@ -46,43 +48,110 @@ class Actor:
 
 
 # --- users ---------------------------------------------------------------------------------------
+#: login names: ASCII only (``isalnum`` would also take ``²`` and full-width letters that look alike)
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+MIN_PASSWORD, MAX_PASSWORD = 10, 200
+
+
+def valid_username(name: Any) -> bool:
+    return isinstance(name, str) and USERNAME.fullmatch(name) is not None
+
+
+def check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise CrowdError(f"password: at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise CrowdError(f"password: at most {MAX_PASSWORD} characters")
+    if any(ord(c) < 32 or c == "\x7f" for c in password):
+        raise CrowdError("password: contains control characters")
+    return password
+
+
 def add_user(db: CrowdDB, username: str, password: str, role: str, actor: str = "cli") -> None:
+    """Create a user, or set an existing one's password and role; an existing user's sessions are
+    all revoked (a password reset or a role change takes effect at once, everywhere)."""
+    from kyokan.crowd.sessions import revoke_user_sessions
+
     if role not in ROLE_RANK:
         raise CrowdError(f"role must be one of {', '.join(ROLE_RANK)}")
-    if not username or len(username) > 64 or not username.replace("_", "").replace("-", "").replace(".", "").isalnum():
-        raise CrowdError("username: 1–64 letters, digits, '.', '_' or '-'")
-    if len(password) < 10:
-        raise CrowdError("password: at least 10 characters")
+    if not valid_username(username):
+        raise CrowdError("username: 1–64 ASCII letters, digits, '.', '_' or '-' (starting with a letter or digit)")
+    check_password(password)
+    h = hash_password(password)
     now = time.time()
     with db.write() as s:
         u = s.execute(select(User).where(User.username == username)).scalar_one_or_none()
-        h = hash_password(password)
+        revoked = 0
         if u is None:
             s.add(User(username=username, role=role, password_hash=h, active=True, created_at=now))
         else:
             u.role, u.password_hash, u.active = role, h, True
-        s.add(AuditEntry(at=now, actor=actor, action="user.set", target=username, detail={"role": role}))
+            revoked = revoke_user_sessions(s, u.id, now=now)
+        s.add(AuditEntry(at=now, actor=actor, action="user.set", target=username,
+                         detail={"role": role, "sessions_revoked": revoked}))
+
+
+def set_user_active(db: CrowdDB, username: str, active: bool, actor: str = "cli") -> int:
+    """Disable (or re-enable) an account; disabling revokes its sessions. Returns how many."""
+    from kyokan.crowd.sessions import revoke_user_sessions
+
+    with db.write() as s:
+        u = s.execute(select(User).where(User.username == username)).scalar_one_or_none() if valid_username(username) else None
+        if u is None:
+            raise NotFound(f"no user {username!r}")
+        u.active = active
+        n = 0 if active else revoke_user_sessions(s, u.id)
+        s.add(AuditEntry(at=time.time(), actor=actor, action="user.enable" if active else "user.disable",
+                         target=username, detail={"sessions_revoked": n}))
+        return n
+
+
+def change_password(db: CrowdDB, username: str, old: str, new: str, *, keep_session: str | None = None) -> int:
+    """A user changes their own password (the old one is checked); every other session of theirs
+    is revoked. Returns how many were."""
+    from kyokan.crowd.sessions import revoke_user_sessions
+
+    check_password(new)
+    if authenticate(db, username, old) is None:
+        raise Forbidden("the current password is wrong", code="bad_password")
+    h = hash_password(new)
+    with db.write() as s:
+        u = s.execute(select(User).where(User.username == username)).scalar_one()
+        u.password_hash = h
+        n = revoke_user_sessions(s, u.id, keep=keep_session)
+        s.add(AuditEntry(at=time.time(), actor=f"user:{username}", action="user.password", target=username,
+                         detail={"sessions_revoked": n}))
+        return n
 
 
 def authenticate(db: CrowdDB, username: str, password: str) -> Actor | None:
-    with db.read() as s:
-        u = s.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    """The actor when the password is right; None otherwise (also for malformed names, which never
+    reach the database). Raises ``security.Busy`` when too many checks are waiting."""
+    u = None
+    if valid_username(username) and isinstance(password, str) and len(password) <= MAX_PASSWORD:
+        with db.read() as s:
+            u = s.execute(select(User).where(User.username == username)).scalar_one_or_none()
     if u is None or not u.active:
         # spend the same time as a real check so timing does not reveal which usernames exist
-        verify_password(password, _DUMMY_HASH)
+        verify_password(str(password)[:MAX_PASSWORD], _dummy_hash())
         return None
     if not verify_password(password, u.password_hash):
         return None
     return Actor(u.username, u.role)
 
 
-_DUMMY_HASH = hash_password("not-a-real-password-0123456789")
+_DUMMY: list[str] = []
 
 
-def get_actor(db: CrowdDB, username: str) -> Actor | None:
+def _dummy_hash() -> str:
+    if not _DUMMY:
+        _DUMMY.append(hash_password("not-a-real-password-0123456789"))
+    return _DUMMY[0]
+
+
+def user_id(db: CrowdDB, username: str) -> int | None:
     with db.read() as s:
-        u = s.execute(select(User).where(User.username == username)).scalar_one_or_none()
-        return Actor(u.username, u.role) if u is not None and u.active else None
+        return s.scalar(select(User.id).where(User.username == username))
 
 
 # --- rejection cap -------------------------------------------------------------------------------
@@ -126,9 +195,15 @@ def review(db: CrowdDB, actor: Actor, uid: str, action: str | None, *, note: str
            content: dict[str, Any] | None = None, expected_version: int | None = None) -> dict[str, Any]:
     """Apply an optional edit (``content``) and an optional ``action`` to one submission."""
     if action is not None and action not in ACTIONS:
-        raise CrowdError(f"unknown action {action!r}")
-    if len(note) > 2000:
-        raise CrowdError("note: at most 2000 characters", code="too_long")
+        raise CrowdError("unknown action", code="bad_action")
+    if not isinstance(uid, str) or not re.fullmatch(r"[A-Za-z0-9._:-]{1,100}", uid):
+        raise NotFound("no such submission")
+    note = clean_field(note or "", "note", min_chars=0, max_chars=2000)
+    return retrying(lambda: _review(db, actor, uid, action, note, content, expected_version))
+
+
+def _review(db: CrowdDB, actor: Actor, uid: str, action: str | None, note: str,
+            content: dict[str, Any] | None, expected_version: int | None) -> dict[str, Any]:
     cfg = db.config()
     now = time.time()
     with db.write() as s:
@@ -164,6 +239,10 @@ def review(db: CrowdDB, actor: Actor, uid: str, action: str | None, *, note: str
                 raise Conflict(f"{uid} is {sub.status}; {action} applies to {', '.join(sorted(allowed))}",
                                code="state")
             before = sub.status
+            if sub.worker_id is not None and (to == "rejected") != (before == "rejected"):
+                # one worker's reviews take turns: the cap is counted after the lock, so parallel
+                # rejections of their submissions cannot all see "none rejected yet"
+                s.execute(select(Worker.id).where(Worker.id == sub.worker_id).with_for_update(key_share=True))
             if to == "rejected" and sub.worker_id is not None:
                 st = rejection_stats(s, sub.worker_id, cfg.rejection_cap)
                 if st.rejected + 1 > st.allowed:
@@ -185,6 +264,9 @@ def review(db: CrowdDB, actor: Actor, uid: str, action: str | None, *, note: str
                 s.execute(update(LedgerEntry).where(LedgerEntry.submission_id == sub.id)
                           .values(status="void" if to == "rejected" else "payable", updated_at=now))
             sub.status = to
+            if sub.kind == "situation" and (before == "approved") != (to == "approved"):
+                # round-2 items of a situation that is no longer approved take no workers
+                withdraw_items(s.connection(), sub.uid, withdrawn=to != "approved")
             if to == "flagged":
                 sub.was_flagged = True
             sub.reviewed_by = actor.username

@@ -9,13 +9,14 @@ the LLM-judge harmlessness screen runs as a batch (``kyokan crowd screen --judge
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
 from kyokan.crowd.config import CrowdConfig
+from kyokan.text import clean_text
 
 BUILTIN_KEYWORDS = Path(__file__).with_name("harm_keywords.txt")
 
@@ -37,7 +38,8 @@ class Screener(Protocol):
 
 
 def _fold(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).casefold()
+    # clean_text: NFKC and no zero-width characters, so 死\u200bね matches 死ね
+    return clean_text(text).casefold()
 
 
 def load_keywords(path: Path = BUILTIN_KEYWORDS) -> list[str]:
@@ -103,7 +105,7 @@ class PersonalDataScreener:
     def check(self, texts: Sequence[str]) -> list[Hit]:
         hits = []
         for t in texts:
-            f = unicodedata.normalize("NFKC", t)
+            f = clean_text(t)
             for kind, rx in _PII:
                 m = rx.search(f)
                 if m:
@@ -120,9 +122,15 @@ def register_screener(name: str, factory: ScreenerFactory) -> None:
     _REGISTRY[name] = factory
 
 
+@lru_cache(maxsize=8)
+def _keyword_screener(builtin: bool, extra: tuple[str, ...]) -> KeywordScreener:
+    # built once per keyword list, not on every submission (reading the file and compiling the
+    # pattern cost more than the rest of a submission)
+    return KeywordScreener((load_keywords() if builtin else []) + list(extra))
+
+
 def _keywords(cfg: CrowdConfig) -> Screener:
-    kws = (load_keywords() if cfg.use_builtin_keywords else []) + list(cfg.harm_keywords)
-    return KeywordScreener(kws)
+    return _keyword_screener(bool(cfg.use_builtin_keywords), tuple(cfg.harm_keywords))
 
 
 register_screener("keywords", _keywords)

@@ -8,7 +8,6 @@ import csv
 import json
 import re
 import time
-import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,10 @@ from sqlalchemy import select
 from kyokan.crowd.db import CrowdDB
 from kyokan.crowd.models import AuditEntry, Item, Submission
 from kyokan.errors import InputError, KyokanError, Problem
+from kyokan.text import bidi_controls, clean_text, is_blank
 
-_CROWD_UID = re.compile(r"^[sdr]-\d{6}$")
+_CROWD_UID = re.compile(r"[sdr]-[0-9]{6}")
+_SITUATION_ID = re.compile(r"[^\x00-\x1f\x7f]{1,100}")
 
 
 def _add_items(db: CrowdDB, rows: list[dict[str, Any]], actor: str, action: str) -> list[str]:
@@ -133,22 +134,24 @@ def read_situation_file(path: str | Path, *, taxonomy: str = "goemotions28", lan
         rl = str(row.get("lang") or lang)
         if not sid:
             bad("id", "missing")
-        elif _CROWD_UID.match(sid):
+        elif not _SITUATION_ID.fullmatch(sid):
+            bad("id", "must be 1–100 characters without control characters")
+        elif _CROWD_UID.fullmatch(sid):
             bad("id", f"{sid!r} looks like a crowd id (s-NNNNNN); use another scheme")
         elif sid in seen:
             bad("id", f"duplicate id {sid!r} (first at line {seen[sid]})")
         else:
             seen[sid] = line
-        if not isinstance(sit_text, str) or not sit_text.strip():
-            bad("situation", "missing or empty")
+        if not isinstance(sit_text, str) or is_blank(sit_text):
+            bad("situation", "missing or empty (after removing invisible characters)")
+        elif bidi_controls(sit_text):
+            bad("situation", f"contains text-direction control characters ({', '.join(bidi_controls(sit_text)[:3])})")
         canon = tax.normalize(emo) if isinstance(emo, str) else None
         if canon is None:
             near = tax.suggest(emo) if isinstance(emo, str) else None
             bad("emotion", f"unknown label {emo!r} in {tax.name}" + (f"; did you mean {near!r}?" if near else ""))
-        if isinstance(sit_text, str) and sit_text.strip() and canon and sid:
-            t = sit_text.strip()
-            out.append({"id": sid, "emotion": canon, "lang": rl,
-                        "situation": unicodedata.normalize("NFKC", t) if rl.startswith("ja") else t})
+        if isinstance(sit_text, str) and not is_blank(sit_text) and not bidi_controls(sit_text) and canon and sid:
+            out.append({"id": sid, "emotion": canon, "lang": rl, "situation": clean_text(sit_text).strip()})
     if probs:
         raise InputError(probs)
     if not out:

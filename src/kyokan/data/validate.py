@@ -17,9 +17,11 @@ from kyokan.data.readers import DEFAULT_TAXONOMY, RawRecord, detect_format, read
 from kyokan.data.record import FIELDS, REQUIRED, ROLES
 from kyokan.errors import Problem
 from kyokan.taxonomy import Taxonomy, get_taxonomy
+from kyokan.text import is_blank
 
-_LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+_LANG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")  # fullmatch: "ja\n" is not a code
 _JA_TEXT_FIELDS = ("situation",)
+_INVISIBLE_ONLY = "is empty after normalisation (only invisible characters: zero-width, bidi controls, fillers)"
 
 
 def _suggest_field(name: str) -> str:
@@ -50,9 +52,9 @@ def _fast_valid(obj: Any, taxonomy: Taxonomy) -> str | None:
         return None
     for k in ("id", "situation_id", "lang", "situation"):
         v = obj[k]
-        if type(v) is not str or not v or v.isspace():
+        if type(v) is not str or is_blank(v):
             return None
-    if not _LANG.match(obj["lang"]):
+    if not _LANG.fullmatch(obj["lang"]):
         return None
     meta = obj.get("meta")
     if meta is not None and type(meta) is not dict:
@@ -65,7 +67,7 @@ def _fast_valid(obj: Any, taxonomy: Taxonomy) -> str | None:
         if type(t) is not dict or t.keys() != _TURN_KEYS:
             return None
         role, text = t["role"], t["text"]
-        if role == prev or role not in ROLES or type(text) is not str or not text or text.isspace():
+        if role == prev or role not in ROLES or type(text) is not str or is_blank(text):
             return None
         prev = role
     emotion = obj["emotion"]
@@ -116,12 +118,12 @@ def check_record(obj: Any, taxonomy: Taxonomy, path: str, line: int, *,
         v = obj[k]
         if not isinstance(v, str):
             bad(k, f"must be a string, got {_type_name(v)}")
-        elif not v.strip():
+        elif is_blank(v):
             if k == "situation" and allow_unlabelled:
                 continue
-            bad(k, "is empty")
+            bad(k, "is empty" if not v.strip() else _INVISIBLE_ONLY)
     lang = obj.get("lang")
-    if isinstance(lang, str) and lang.strip() and not _LANG.match(lang):
+    if isinstance(lang, str) and lang.strip() and not _LANG.fullmatch(lang):
         bad("lang", f"{lang!r} is not a language code (e.g. ja, en)")
 
     emotion = obj.get("emotion", "")
@@ -168,8 +170,8 @@ def check_record(obj: Any, taxonomy: Taxonomy, path: str, line: int, *,
                     bad(f"{f}.text", "missing")
                 elif not isinstance(text, str):
                     bad(f"{f}.text", f"must be a string, got {_type_name(text)}")
-                elif not text.strip():
-                    bad(f"{f}.text", "is empty")
+                elif is_blank(text):
+                    bad(f"{f}.text", "is empty" if not text.strip() else _INVISIBLE_ONLY)
                 prev = role
 
     meta = obj.get("meta")

@@ -147,7 +147,7 @@ def responses_cmd(
     bertscore_model: str = typer.Option(None, "--bertscore-model", help=BS_MODEL),
     bertscore_layer: int = typer.Option(None, "--bertscore-layer", help=BS_LAYER),
     source: str = typer.Option(None, "--source", help="Name of the system whose replies these are (default: the "
-                                                     "generation rows' model, else the file name)."),
+                                                     "generation rows' model, else the output folder's name)."),
     truncated: str = typer.Option("flag", "--truncated", help="Replies cut at max_new_tokens: flag (score and mark "
                                                              "them) or exclude (leave them out)."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),

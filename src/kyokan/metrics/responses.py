@@ -242,7 +242,7 @@ def evaluate_responses(gen_path: str | Path, out_dir: str | Path, *, reference: 
     """Score one system's replies; writes ``per_example.jsonl`` (kyokan.records.ResponseExample,
     every generated row, unscored ones with ``excluded``) and ``summary.json``
     (kyokan.records.ResponsesSummary). ``source`` names the system: by default the generation
-    rows' ``meta.generation.model``, else the file name without its suffix."""
+    rows' ``meta.generation.model``, else the output folder's name (``-o runs/auto/sft`` → ``sft``)."""
     from kyokan.records import License, ResponseInputs, ResponsesSummary, write_record, write_rows
 
     t0 = time.time()
@@ -253,7 +253,7 @@ def evaluate_responses(gen_path: str | Path, out_dir: str | Path, *, reference: 
     if source is None:
         if len(systems) > 1:
             raise KyokanError(f"{gen_path}: rows of several systems {systems}; score each system's file on its own")
-        source = systems[0] if systems else Path(gen_path).stem
+        source = systems[0] if systems else Path(out_dir).resolve().name
     inputs = ResponseInputs(**info)
     if not examples:  # every generated row was left out: nothing to measure, and say so
         empty = ResponsesSummary(source=source, lang=lang, inputs=inputs, metrics={}, truncated_policy=truncated,  # type: ignore[arg-type]

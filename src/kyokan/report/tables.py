@@ -270,6 +270,14 @@ def emplifai_table5(run: RunData, opts: ReportOptions) -> list[Table] | str:
 # --- EmPO tables from the response metrics -------------------------------------------------
 
 def _responses(run: RunData) -> list[Found[ResponsesSummary]]:
+    """The response summaries, one per system; two summaries naming the same system would make
+    two rows no reader could tell apart, so that is an error naming both files."""
+    seen: dict[str, str] = {}
+    for f in run.responses:
+        if f.record.source in seen:
+            raise ValueError(f"{seen[f.record.source]} and {f.file} both score system {f.record.source!r}; "
+                             "name each system (kyokan eval responses --source NAME)")
+        seen[f.record.source] = f.file
     return sorted(run.responses, key=lambda f: f.record.source)
 
 
