@@ -176,7 +176,7 @@ def predict_emotions(data: str | Path, model_spec: str, out_dir: str | Path, *, 
     if invalid and decodings.get("response_format"):
         info["warning"] = (f"the server was sent a JSON schema (response_format) but {invalid} answers were not "
                            "valid under it: it ignores response_format; answers were parsed tolerantly")
-        note = caps.get("note")
+        note = model.capabilities().get("note") if hasattr(model, "capabilities") else None
         if note:
             info["warning"] += f" ({note})"
     write_json(out / "prediction_run.json", info)
@@ -187,6 +187,9 @@ def _run(model: Any, msgs: list[list[dict[str, str]]], params: list[Any], concur
     from kyokan.models.base import ServerConfigError
 
     async def go() -> list[Any]:
+        probe = getattr(model, "probe", None)
+        if probe is not None:  # recognise the server once, before the concurrent calls
+            await probe()
         sem = asyncio.Semaphore(max(1, concurrency))
 
         async def one(m: list[dict[str, str]], p: Any) -> Any:

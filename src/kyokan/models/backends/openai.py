@@ -261,7 +261,10 @@ class OpenAIChatModel(ChatModel):
     # the interface ------------------------------------------------------------------------
     async def agenerate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
         client, sem = self._ensure_client()
-        await self.probe()
+        if params.temperature > 0 or params.top_logprobs > 0:
+            # what is sent depends on the server kind here; callers that want it known for every
+            # request (the judge, eval emotions) probe once before their concurrent calls
+            await self.probe()
         body = self.request_body(messages, params)
         last: RetryableError | None = None
         for attempt in range(1, self.max_retries + 2):
