@@ -77,8 +77,9 @@ def test_unscored_rows_warn_and_strict_exits_1(tmp_path: Path, cli) -> None:  # 
 
 
 def test_a_local_hf_model_judges_through_the_same_code(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
-    """A random tiny Llama answers nonsense: the metric is unscored (never 1), and the answers are
-    cached like any other judge's."""
+    """A random tiny Llama writes nonsense, but decoding under the answer's schema makes it answer in
+    shape (a score in 1-5 with its probability-weighted twin); answers and their log-probs are
+    cached like any other judge's. Without structure the nonsense is unscored (never 1)."""
     from kyokan.testing import tiny_causal_lm
 
     path = tiny_causal_lm()
@@ -88,8 +89,22 @@ def test_a_local_hf_model_judges_through_the_same_code(tmp_path: Path, cli) -> N
     r = cli(*args)
     assert r.code == 0, r.stderr
     row = json.loads((tmp_path / "o.jsonl").read_text(encoding="utf-8"))
-    assert row["status"] == "unscored" and row["scores"] == {"fluency": None}
-    assert row["errors"]["fluency"]["kind"] == "unparseable" and row["usage"]["calls"] == 1
-    assert json.loads(r.stdout)["provenance"]["models"][0]["spec"] == f"hf:{path}"
+    assert row["status"] == "ok" and row["scores"]["fluency"] in range(1, 6)
+    assert row["decoding"] == "grammar" and row["scoring"] == "probabilities" and row["usage"]["calls"] == 1
+    probs = {int(k): v for k, v in row["score_probs"]["fluency"]["probs"].items()}
+    assert abs(sum(probs.values()) - 1) < 1e-6
+    assert abs(row["expected_scores"]["fluency"] - sum(s * p for s, p in probs.items())) < 1e-3
+    summary = json.loads(r.stdout)
+    assert summary["provenance"]["models"][0]["spec"] == f"hf:{path}"
+    assert summary["scoring"]["mode"] == "probabilities" and summary["structured_output"]["decoding"] == {"grammar": 1}
+    cell = summary["overall"]["fluency"]
+    assert cell["expected_n"] == 1 and cell["expected_mean"] == row["expected_scores"]["fluency"]
     r2 = cli(*args, "--overwrite")
     assert json.loads(r2.stdout)["provenance"]["this_run"]["calls"]["cached"] == 1
+    again = json.loads((tmp_path / "o.jsonl").read_text(encoding="utf-8"))
+    assert again["expected_scores"] == row["expected_scores"]  # log-probs came back from the cache
+    r3 = cli(*args, "--overwrite", "--no-structured", "--no-cache")
+    assert r3.code == 0, r3.stderr
+    free = json.loads((tmp_path / "o.jsonl").read_text(encoding="utf-8"))
+    assert free["status"] == "unscored" and free["scores"] == {"fluency": None} and free["decoding"] == "free"
+    assert free["errors"]["fluency"]["kind"] == "unparseable"

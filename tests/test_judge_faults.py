@@ -81,7 +81,8 @@ def test_unparseable_answers_are_reasked_then_unscored_never_one(tmp_path: Path)
         assert r["usage"]["reasks"] == 14
     cell = res.summary["table"]["model-a"]["general_empathy"]
     # only the format violation counts (as 1); the unparseable ones are unscored, not 1
-    assert cell == {"mean": 1.0, "sd": None, "n": 1, "unscored": 2, "format_violations": 1}
+    assert cell == {"mean": 1.0, "sd": None, "n": 1, "unscored": 2, "format_violations": 1,
+                    "expected_mean": 1.0, "expected_sd": None, "expected_n": 1}
 
 
 def test_one_unreadable_metric_makes_a_partial_row(tmp_path: Path) -> None:

@@ -40,7 +40,8 @@ def test_table4_cells_by_hand() -> None:
     assert f["unscored"] == 0 and f["format_violations"] == 1
     h = s["table"]["sft"]["harmlessness"]
     assert (h["n"], h["mean"], h["unscored"]) == (2, 3.0, 1)
-    assert s["table"]["base"]["fluency"] == {"mean": None, "sd": None, "n": 0, "unscored": 1, "format_violations": 0}
+    assert s["table"]["base"]["fluency"] == {"mean": None, "sd": None, "n": 0, "unscored": 1, "format_violations": 0,
+                                             "expected_mean": None, "expected_sd": None, "expected_n": 0}
     assert s["status_counts"] == {"base": {"unscored": 1}, "sft": {"ok": 2, "format_violation": 1}}
     md = table4_markdown(s)
     assert "| sft | 2.33 (1.53) | 3.00 (2.83) [1 unscored] | 3 |" in md

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import metrics_util  # noqa: F401 - offline env
 from kyokan.testing.openai_server import Fault, OpenAIServer
@@ -52,3 +53,37 @@ def test_eval_emotions_predicts_flags_and_resumes(tmp_path) -> None:
                      vectors="none").to_json()
     assert s["accuracy"]["mean"] == 1.0 and s["off_list"] == 1
     assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["n"] == 4
+
+
+def test_a_local_model_names_a_label_for_every_dialogue_with_a_ranking(tmp_path) -> None:
+    """A random tiny Llama knows nothing, yet every answer is a label: every label's answer is
+    scored and the most probable is named; the top-k are kept, sorted, with their probabilities."""
+    from kyokan.metrics.emotions import answer_choices, build_messages, predict_emotions
+    from kyokan.models import GenerationParams, load_model
+    from kyokan.taxonomy import get_taxonomy
+    from kyokan.testing import tiny_causal_lm
+
+    data = _data(tmp_path)
+    model = load_model(f"hf:{tiny_causal_lm()}", batch_size=4)
+    info = predict_emotions(data, "hf:tiny", tmp_path / "run", model=model, top_k=3)
+    rows = read_jsonl(tmp_path / "run" / "predictions.jsonl")
+    tax = get_taxonomy()
+    assert info["predicted"] == 4 and info["decoding"] == {"choices": 4}
+    for r in rows:
+        assert r["predicted"] in tax and not r["off_list"] and r["decoding"] == "choices"
+        assert r["scoring"] == "probabilities" and r["schema_valid"] is True
+        probs = [x["prob"] for x in r["ranking"]]
+        assert len(probs) == 3 and probs == sorted(probs, reverse=True)
+        assert r["ranking"][0]["label"] == r["predicted"]
+    # the ranking is the model's own: recompute one row's probabilities directly
+    from kyokan.data import load_dialogues
+
+    d = load_dialogues(data)[0]
+    c = model.generate(build_messages(d, tax, d.lang), GenerationParams(choices=answer_choices(tax, d.lang)))
+    first = next(r for r in rows if r["id"] == d.id)
+    top = sorted(c.choice_logprobs.values(), reverse=True)[:3]
+    assert [x["prob"] for x in first["ranking"]] == [round(math.exp(v), 6) for v in top]
+    # --no-structured: free text from a random model names nothing on the list
+    predict_emotions(data, "hf:tiny", tmp_path / "free", model=model, structured=False, max_new_tokens=6)
+    free = read_jsonl(tmp_path / "free" / "predictions.jsonl")
+    assert all(r["decoding"] == "free" and "ranking" not in r for r in free)

@@ -244,6 +244,8 @@ def make_row(job: Job, comp: Completion, cfg: GenerateConfig, model_spec: str, m
         "prompt_lang": job.template.lang,
         "prompt_sha256": sha256_text(prompt_blob),
         "params": job.params.to_dict(),
+        # what the backend really used (a server may decode greedily whatever was asked)
+        "sampling": comp.sampling,
         "seed": job.params.seed,
         "run_seed": cfg.seed,
         "sample": job.sample,

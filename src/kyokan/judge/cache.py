@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS answers (
     response_model TEXT,
     prompt_tokens INTEGER NOT NULL DEFAULT 0,
     completion_tokens INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    extra TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 """
@@ -47,6 +48,9 @@ class CachedAnswer:
     response_model: str | None
     prompt_tokens: int
     completion_tokens: int
+    #: what else the answer came with: ``logprobs`` ([token, logprob, [[alt, logprob], ...]] per
+    #: token), ``constrained``, ``finish_reason`` (JSON in the ``extra`` column)
+    extra: dict[str, Any] | None = None
 
 
 class AnswerCache:
@@ -60,6 +64,9 @@ class AnswerCache:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            cols = {r[1] for r in self._db.execute("PRAGMA table_info(answers)")}
+            if "extra" not in cols:  # a cache written before log-probs were kept: add the column
+                self._db.execute("ALTER TABLE answers ADD COLUMN extra TEXT")
             row = self._db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
             if row is None:
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (CACHE_SCHEMA_VERSION,))
@@ -72,19 +79,22 @@ class AnswerCache:
 
     def get(self, key: str) -> CachedAnswer | None:
         row = self._db.execute(
-            "SELECT text, response_model, prompt_tokens, completion_tokens FROM answers WHERE key=?", (key,)
+            "SELECT text, response_model, prompt_tokens, completion_tokens, extra FROM answers WHERE key=?", (key,)
         ).fetchone()
         if row is None:
             self.misses += 1
             return None
         self.hits += 1
-        return CachedAnswer(row[0], row[1], int(row[2]), int(row[3]))
+        extra = json.loads(row[4]) if row[4] else None
+        return CachedAnswer(row[0], row[1], int(row[2]), int(row[3]), extra)
 
     def put(self, key: str, judge_model: str, rubric_version: str, answer: CachedAnswer) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO answers (key, judge_model, rubric_version, text, response_model, prompt_tokens, "
+            "completion_tokens, created, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (key, judge_model, rubric_version, answer.text, answer.response_model, answer.prompt_tokens,
-             answer.completion_tokens, time.time()),
+             answer.completion_tokens, time.time(),
+             json.dumps(answer.extra, ensure_ascii=False) if answer.extra else None),
         )
 
     def __len__(self) -> int:

@@ -47,7 +47,13 @@ def judge_cmd(
     max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Answer length limit."),
     max_reasks: int = typer.Option(2, "--max-reasks", min=0, help="Re-asks after an unparseable answer before the metric is left unscored."),
     exchanges: int = typer.Option(2, "--exchanges", min=0, help="Expected speaker/listener exchanges (0 = any); others are format violations."),
-    structured: bool = typer.Option(True, "--structured/--no-structured", help="Send response_format json_schema (turn off for endpoints that reject it)."),
+    structured: bool = typer.Option(True, "--structured/--no-structured", help="Local judges decode under the answer's JSON schema; HTTP judges are sent it as response_format (turn off for endpoints that reject it)."),
+    probabilities: bool = typer.Option(True, "--probabilities/--no-probabilities", help="Probability-weighted (G-Eval) expected scores where the backend returns log-probs."),
+    top_logprobs: int = typer.Option(10, "--top-logprobs", min=1, max=20, help="Alternatives per token asked for with --probabilities."),
+    rationale: bool = typer.Option(True, "--rationale/--no-rationale", help="Ask for a rationale before each score (off: scores only)."),
+    rationale_chars: int = typer.Option(None, "--rationale-chars", min=0, help="Longest rationale a grammar-constrained (local) judge may write (default: what fits in --max-new-tokens)."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Local judges: prompts decoded together."),
+    threads: int = typer.Option(None, "--threads", min=1, help="Local judges: torch CPU threads (1 is often fastest on a busy small machine)."),
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds per HTTP request."),
     max_retries: int = typer.Option(5, "--max-retries", min=0, help="Retries on 429/5xx/timeouts (with backoff) before a call fails."),
     against: Path = typer.Option(None, "--against", help="Pairwise mode: compare INPUT (a) with these dialogues (b), both orders."),
@@ -64,6 +70,7 @@ def judge_cmd(
     Example: kyokan judge generated.jsonl -o judged.jsonl --model gemini-2.5-flash --base-url https://generativelanguage.googleapis.com/v1beta/openai --concurrency 16
     Example: kyokan judge generated.jsonl -o judged.jsonl --model qwen --base-url http://localhost:8000/v1 --all-in-one --lang en
     Example: kyokan judge sft.jsonl --against base.jsonl --pair-key situation_id -o pairs.jsonl --model qwen --base-url http://localhost:8000/v1
+    Example: kyokan judge generated.jsonl -o judged.jsonl --model smollm2-135m --all-in-one --lang en
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -86,10 +93,13 @@ def judge_cmd(
         rub = rub.select([m.strip() for m in metrics.split(",") if m.strip()])
     config = JudgeConfig(lang=lang, all_in_one=all_in_one, samples=samples, aggregate=aggregate, seed=seed,
                          temperature=temperature, max_new_tokens=max_new_tokens, max_reasks=max_reasks,
-                         exchanges=exchanges, concurrency=concurrency, structured=structured)
+                         exchanges=exchanges, concurrency=concurrency, structured=structured,
+                         probabilities=probabilities, top_logprobs=top_logprobs, rationale=rationale,
+                         rationale_chars=rationale_chars)
     cache_path = None if no_cache else (cache or cache_path_for(output))
-    models = [load_model(resolve_spec(m, base_url), base_url=base_url, concurrency=concurrency, timeout=timeout,
-                         max_retries=max_retries) for m in model]
+    specs = [resolve_spec(m, base_url) for m in model]
+    models = [load_model(sp, base_url=base_url, concurrency=concurrency, timeout=timeout, max_retries=max_retries,
+                         **_local_options(sp, batch_size, threads)) for sp in specs]
     unfinished = 0
 
     with Progress(TextColumn("[bold]judging[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -132,11 +142,26 @@ def judge_cmd(
                   f"{calls['calls']} judge calls, {calls['cached']} from cache, {calls['retries']} HTTP retries, "
                   f"{calls['reasks']} re-asks; statuses: {_statuses(summary)}", markup=False)
         out.print(f"rows: {output}\nsummary: {spath}", markup=False)
+    for w in summary.get("warnings") or []:
+        err.print(f"warning: {w}", markup=False)
     if unfinished or _has_unfinished(summary):
         err.print(f"warning: some dialogues are unscored or partial (see 'errors' in {output}); rerun the same "
                   "command to retry them", markup=False)
         if strict:
             raise typer.Exit(1)
+
+
+def _local_options(spec: str, batch_size: int, threads: int | None) -> dict[str, Any]:
+    """``batch_size``/``threads`` for local backends (hf:, packaged); HTTP backends take neither."""
+    from kyokan.models.registry import parse_spec
+
+    prefix, _ = parse_spec(spec)
+    if prefix not in ("hf", "packaged"):
+        return {}
+    kw: dict[str, Any] = {"batch_size": batch_size}
+    if threads is not None:
+        kw["threads"] = threads
+    return kw
 
 
 def _statuses(summary: dict[str, Any]) -> str:

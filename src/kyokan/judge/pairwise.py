@@ -29,6 +29,7 @@ from kyokan.judge.engine import (
     Judge,
     JudgeConfig,
     judge_fingerprint,
+    probe_models,
     source_model,
 )
 from kyokan.judge.formatrule import format_violation
@@ -71,15 +72,18 @@ class PairwiseJudge(Judge):
             return order, await aw
 
         jobs = []
+        # a grammar-constrained judge must finish within max_new_tokens: bound the rationale
+        grammar = bool(model.capabilities().get("grammar"))
+        budget = c.rationale_budget(len(metrics) if c.all_in_one else 1) if grammar else None
         for order, (x, y) in (("ab", (a, b)), ("ba", (b, a))):
             if c.all_in_one:
                 msgs = pairwise_messages(x, y, rub, metrics, c.lang)
-                jobs.append(tagged(order, asker.ask(model, msgs, c.params(pairwise_all_schema(metrics), 0),
+                jobs.append(tagged(order, asker.ask(model, msgs, c.params(pairwise_all_schema(metrics, budget), 0),
                                                     metrics, partial(parse_winners, metric_ids=metrics))))
             else:
                 for m in metrics:
                     msgs = pairwise_messages(x, y, rub, [m], c.lang)
-                    jobs.append(tagged(order, asker.ask(model, msgs, c.params(winner_schema(), 0), [m],
+                    jobs.append(tagged(order, asker.ask(model, msgs, c.params(winner_schema(budget), 0), [m],
                                                         partial(_one_winner, metric=m))))
         results = await asyncio.gather(*jobs)
         stats = CallStats()
@@ -176,6 +180,7 @@ async def ajudge_pairs_file(a_path: str | Path, b_path: str | Path, out: str | P
     out = Path(out)
     pairs, counts = pair_up(read_input(a_path), read_input(b_path), key, str(a_path), str(b_path))
     cache = AnswerCache(cache_path) if cache_path else None
+    await probe_models([model])
     judge = PairwiseJudge(model, rubric, config, cache)
     written = 0
     try:

@@ -42,6 +42,11 @@ _T: dict[str, dict[str, str]] = {
                            '"winner": "A" | "B" | "tie"}}, ...}}}}。指標IDは {ids} です。',
         "reask": "先ほどの回答は指定の形式として読み取れませんでした（{why}）。説明は不要です。"
                  "指定した JSON 形式だけで、もう一度回答してください。",
+        "answer_one_brief": '次の形式の JSON だけを出力してください：{{"score": 整数}}。JSON を出力できない場合は、'
+                            "点数を [[点数]] の形で書いてください（例：[[3]]）。",
+        "answer_all_brief": '次の形式の JSON だけを出力してください：{{"scores": {{"指標ID": 整数, ...}}}}。'
+                            "指標IDは {ids} です。JSON を出力できない場合は、指標ごとに1行で「指標ID: [[点数]]」と"
+                            "書いてください。",
     },
     "en": {
         "system": "You are an expert evaluator of empathetic dialogue in medical settings. Rate the dialogue "
@@ -70,6 +75,11 @@ _T: dict[str, dict[str, str]] = {
                            '"winner": "A" | "B" | "tie"}}, ...}}}}. The metric ids are {ids}.',
         "reask": "Your previous answer could not be read in the requested format ({why}). No explanation "
                  "needed: answer again with the requested JSON only.",
+        "answer_one_brief": 'Output only JSON of this form: {{"score": <integer>}}. If you cannot output JSON, '
+                            "write the score as [[n]] (e.g. [[3]]).",
+        "answer_all_brief": 'Output only JSON of this form: {{"scores": {{"<metric id>": <integer>, ...}}}}. '
+                            'The metric ids are {ids}. If you cannot output JSON, write one line per '
+                            'metric: "<metric id>: [[n]]".',
     },
 }
 
@@ -126,25 +136,26 @@ def dialogue_language(record: dict[str, Any], lang: str) -> str:
     return language_name(str(record.get("lang") or lang), lang)
 
 
-def per_metric_messages(record: dict[str, Any], rubric: Rubric, metric_id: str, lang: str) -> list[Message]:
+def per_metric_messages(record: dict[str, Any], rubric: Rubric, metric_id: str, lang: str,
+                        rationale: bool = True) -> list[Message]:
     t = texts(lang)
     language = dialogue_language(record, lang)
     m = rubric.metric(metric_id)
     body = [*_context(record, lang), f"# {t['dialogue']}\n{render_dialogue(record, lang)}",
             _metric_block(m, rubric, lang, language),
             t["task_one"].format(name=m.text("name", lang, language), lo=rubric.scale_min, hi=rubric.scale_max)
-            + "\n" + t["answer_one"].format()]
+            + "\n" + t["answer_one" if rationale else "answer_one_brief"].format()]
     return [{"role": "system", "content": t["system"]}, {"role": "user", "content": "\n\n".join(body)}]
 
 
-def all_in_one_messages(record: dict[str, Any], rubric: Rubric, lang: str) -> list[Message]:
+def all_in_one_messages(record: dict[str, Any], rubric: Rubric, lang: str, rationale: bool = True) -> list[Message]:
     t = texts(lang)
     language = dialogue_language(record, lang)
     blocks = [_metric_block(m, rubric, lang, language, with_id=True) for m in rubric.metrics]
     ids = ", ".join(rubric.metric_ids)
     body = [*_context(record, lang), f"# {t['dialogue']}\n{render_dialogue(record, lang)}",
             t["task_all"].format(lo=rubric.scale_min, hi=rubric.scale_max), *blocks,
-            t["answer_all"].format(ids=ids)]
+            t["answer_all" if rationale else "answer_all_brief"].format(ids=ids)]
     return [{"role": "system", "content": t["system"]}, {"role": "user", "content": "\n\n".join(body)}]
 
 
@@ -173,17 +184,30 @@ def reask_messages(messages: list[Message], bad_answer: str, why: str, lang: str
             {"role": "user", "content": texts(lang)["reask"].format(why=why)}]
 
 
-# JSON schemas for OpenAI-style ``response_format`` (strict mode: enums, no min/max) ----------------
+# JSON schemas for OpenAI-style ``response_format`` (strict mode: enums, no min/max) and for local
+# grammar-constrained decoding (which may bound the rationale: ``maxLength``) -----------------------
 
-def score_schema(rubric: Rubric) -> dict[str, Any]:
+def score_schema(rubric: Rubric, rationale_chars: int | None = None) -> dict[str, Any]:
+    """``{"rationale", "score"}`` — the rationale first, so the score follows the reasoning;
+    ``rationale_chars``: None = unbounded, 0 = no rationale, n = at most n characters."""
+    score = {"type": "integer", "enum": rubric.points}
+    if rationale_chars == 0:
+        return {"type": "object", "properties": {"score": score}, "required": ["score"],
+                "additionalProperties": False}
+    rat: dict[str, Any] = {"type": "string"}
+    if rationale_chars is not None:
+        rat["maxLength"] = rationale_chars
     return {"type": "object",
-            "properties": {"rationale": {"type": "string"},
-                           "score": {"type": "integer", "enum": rubric.points}},
+            "properties": {"rationale": rat, "score": score},
             "required": ["rationale", "score"], "additionalProperties": False}
 
 
-def all_in_one_schema(rubric: Rubric) -> dict[str, Any]:
-    one = score_schema(rubric)
+def all_in_one_schema(rubric: Rubric, rationale_chars: int | None = None) -> dict[str, Any]:
+    """``{"scores": {metric: {"rationale", "score"}}}``; without rationale (``rationale_chars=0``)
+    the flat ``{"scores": {metric: score}}`` (about 6 tokens a metric)."""
+    one: dict[str, Any] = score_schema(rubric, rationale_chars)
+    if rationale_chars == 0:
+        one = {"type": "integer", "enum": rubric.points}
     return {"type": "object",
             "properties": {"scores": {"type": "object",
                                       "properties": {m: one for m in rubric.metric_ids},
@@ -191,15 +215,21 @@ def all_in_one_schema(rubric: Rubric) -> dict[str, Any]:
             "required": ["scores"], "additionalProperties": False}
 
 
-def winner_schema() -> dict[str, Any]:
-    return {"type": "object",
-            "properties": {"rationale": {"type": "string"},
-                           "winner": {"type": "string", "enum": ["A", "B", "tie"]}},
+def winner_schema(rationale_chars: int | None = None) -> dict[str, Any]:
+    """``{"rationale", "winner"}``; ``rationale_chars`` as in :func:`score_schema`."""
+    winner = {"type": "string", "enum": ["A", "B", "tie"]}
+    if rationale_chars == 0:
+        return {"type": "object", "properties": {"winner": winner}, "required": ["winner"],
+                "additionalProperties": False}
+    rat: dict[str, Any] = {"type": "string"}
+    if rationale_chars is not None:
+        rat["maxLength"] = rationale_chars
+    return {"type": "object", "properties": {"rationale": rat, "winner": winner},
             "required": ["rationale", "winner"], "additionalProperties": False}
 
 
-def pairwise_all_schema(metric_ids: list[str]) -> dict[str, Any]:
-    one = winner_schema()
+def pairwise_all_schema(metric_ids: list[str], rationale_chars: int | None = None) -> dict[str, Any]:
+    one = winner_schema(rationale_chars)
     return {"type": "object",
             "properties": {"winners": {"type": "object", "properties": {m: one for m in metric_ids},
                                        "required": metric_ids, "additionalProperties": False}},

@@ -20,7 +20,7 @@ from typing import Any
 from kyokan.errors import InputError, KyokanError, Problem
 from kyokan.io import JsonlAppender, repair_torn_tail, write_json, write_jsonl
 from kyokan.judge.cache import AnswerCache
-from kyokan.judge.engine import CallStats, Judge, JudgeConfig
+from kyokan.judge.engine import CallStats, Judge, JudgeConfig, probe_models
 from kyokan.judge.rubric import Rubric
 from kyokan.judge.summary import summarize
 from kyokan.models.base import ChatModel
@@ -127,6 +127,7 @@ async def ajudge_file(input_path: str | Path, out: str | Path, models: Sequence[
     out = Path(out)
     records = read_input(input_path, input_format)
     cache = AnswerCache(cache_path) if cache_path else None
+    await probe_models(models)
     judge = Judge(models, rubric, config, cache)
     try:
         done, retried = prepare_output(out, judge.info["fingerprint"], retry_failed=retry_failed,

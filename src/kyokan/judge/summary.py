@@ -31,11 +31,16 @@ def _r(x: float | None, nd: int = 4) -> float | None:
     return None if x is None else round(float(x), nd)
 
 
-def _cell(vals: list[float], unscored: int, fv: int) -> dict[str, Any]:
+def _cell(vals: list[float], unscored: int, fv: int, expected: list[float] | None = None) -> dict[str, Any]:
     n = len(vals)
+    ex = expected or []
     return {"mean": _r(statistics.fmean(vals)) if n else None,
             "sd": _r(statistics.stdev(vals)) if n >= 2 else None,
-            "n": n, "unscored": unscored, "format_violations": fv}
+            "n": n, "unscored": unscored, "format_violations": fv,
+            # probability-weighted (G-Eval) scores, over the rows that have them
+            "expected_mean": _r(statistics.fmean(ex)) if ex else None,
+            "expected_sd": _r(statistics.stdev(ex)) if len(ex) >= 2 else None,
+            "expected_n": len(ex)}
 
 
 def metrics_of(rows: list[dict[str, Any]]) -> list[str]:
@@ -82,9 +87,50 @@ def summarize(rows_in: Iterable[dict[str, Any]], metrics: list[str] | None = Non
         "length_bias": length_bias(rows, metrics),
         "usage": dict(usage),
     }
+    out["scoring"] = scoring_summary(rows)
+    out["structured_output"] = structured_summary(rows)
+    warnings = []
+    so = out["structured_output"]
+    if so.get("ignored_by_server"):
+        warnings.append(so["message"])
+    if warnings:
+        out["warnings"] = warnings
     agr = agreement(rows, metrics)
     if agr:
         out["agreement"] = agr
+    return out
+
+
+def scoring_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Which scoring ran: "probabilities" (expected scores beside the written ones), "text" (the
+    written scores only) or "mixed", with row counts per mode (format violations apart)."""
+    c = Counter(str(r.get("scoring") or "text") for r in rows if r.get("status") != "format_violation")
+    judged = {k: v for k, v in c.items() if k != "format_rule"}
+    mode = "none" if not judged else (next(iter(judged)) if len(judged) == 1 else "mixed")
+    return {"mode": mode, "rows": dict(sorted(c.items()))}
+
+
+def structured_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """How structure was obtained (row counts per decoding), how many structured answers were not
+    valid under the schema, and — when a server was sent the schema and answered invalid JSON in
+    the first place — that it ignores ``response_format`` (said once, here)."""
+    dec = Counter(str(r.get("decoding") or "unknown") for r in rows if r.get("status") != "format_violation")
+    answers = sum(int((r.get("usage") or {}).get("structured_answers") or 0) for r in rows)
+    invalid = sum(int((r.get("usage") or {}).get("schema_invalid") or 0) for r in rows)
+    truncated = sum(int((r.get("usage") or {}).get("truncated") or 0) for r in rows)
+    notes = sorted({n for r in rows for n in ((r.get("judge") or {}).get("server_notes") or [])})
+    out: dict[str, Any] = {"decoding": dict(sorted(dec.items())), "structured_answers": answers,
+                           "schema_invalid": invalid, "truncated": truncated, "ignored_by_server": False}
+    sent = sum(v for k, v in dec.items() if "response_format" in k)
+    # an answer cut at max_new_tokens is invalid whatever the server did: only the rest count
+    if sent and invalid > truncated:
+        out["ignored_by_server"] = True
+        out["message"] = (f"the judge server was sent a JSON schema (response_format) but {invalid} of {answers} "
+                          "answers were not valid under it: it ignores response_format"
+                          + (f" ({'; '.join(notes)})" if notes else "")
+                          + "; answers were parsed tolerantly (use --no-structured to stop sending it)")
+    if notes:
+        out["server_notes"] = notes
     return out
 
 
@@ -92,6 +138,7 @@ def _table_rows(rows: list[dict[str, Any]], metrics: list[str]) -> dict[str, Any
     cells = {}
     for m in metrics:
         vals: list[float] = []
+        ex: list[float] = []
         unscored = fv = 0
         for r in rows:
             v = (r.get("scores") or {}).get(m)
@@ -101,7 +148,10 @@ def _table_rows(rows: list[dict[str, Any]], metrics: list[str]) -> dict[str, Any
                 unscored += 1
             else:
                 vals.append(float(v))
-        cells[m] = _cell(vals, unscored, fv)
+                e = (r.get("expected_scores") or {}).get(m)
+                if e is not None:
+                    ex.append(float(e))
+        cells[m] = _cell(vals, unscored, fv, ex)
     return cells
 
 

@@ -28,7 +28,10 @@ def _offline_env() -> None:
 
 def _print_label_summary(s: LabelsSummary) -> None:
     acc = s.accuracy
-    out.print(f"n={s.n}  accuracy={acc.mean:.4f} [{acc.ci_low:.4f}, {acc.ci_high:.4f}]  "
+    def f(x: float | None) -> str:  # a CI is undefined for very few rows
+        return "–" if x is None else f"{x:.4f}"
+
+    out.print(f"n={s.n}  accuracy={f(acc.mean)} [{f(acc.ci_low)}, {f(acc.ci_high)}]  "
               f"macro-F1={s.macro_f1 or 0:.4f}  off-list={s.off_list}")
     bs = s.bertscore
     if bs is not None and bs.f1.mean is not None:
@@ -82,6 +85,8 @@ def emotions_cmd(
     limit: int = typer.Option(None, "--limit", help="Only the first N dialogues."),
     max_new_tokens: int = typer.Option(32, "--max-new-tokens"),
     seed: int = typer.Option(0, "--seed", help="Generation and bootstrap seed."),
+    structured: bool = typer.Option(True, "--structured/--no-structured", help="Constrain the answer to a label: local models score every label, HTTP models are sent a JSON schema (turn off for endpoints that reject response_format)."),
+    top_k: int = typer.Option(5, "--top-k", min=0, help="Labels kept per row ranked by probability (local models)."),
     bertscore: bool = typer.Option(True, "--bertscore/--no-bertscore", help="Compute label BERTScore."),
     bertscore_model: str = typer.Option(None, "--bertscore-model", help=BS_MODEL),
     bertscore_layer: int = typer.Option(None, "--bertscore-layer", help=BS_LAYER),
@@ -89,9 +94,12 @@ def emotions_cmd(
     json_: bool = typer.Option(False, "--json", help="Print summary.json."),
 ) -> None:
     """Ask a model which taxonomy label fits each situation + dialogue (EmplifAI Table 2), write
-    predictions.jsonl (resumable) and score it like `kyokan eval labels`.
+    predictions.jsonl (resumable) and score it like `kyokan eval labels`. Local models always name
+    a label (every label is scored; the top-k are kept with their probabilities).
 
     Example: kyokan eval emotions dialogues.jsonl --model openai:gpt-4o-mini -o runs/emo
+    Example: kyokan eval emotions dialogues.jsonl --model smollm2-135m -o runs/emo --top-k 3
+    Example: kyokan eval emotions dialogues.jsonl --model qwen --base-url http://localhost:8000/v1 --no-structured -o runs/emo
     """
     _offline_env()
     from rich.progress import Progress
@@ -107,9 +115,14 @@ def emotions_cmd(
         def progress(done: int, total: int) -> None:
             prog.update(task, completed=done, total=total)
 
-        info = predict_emotions(data, model, output, taxonomy=tax.name, base_url=base_url,
+        from kyokan.judge.cli import resolve_spec
+
+        info = predict_emotions(data, resolve_spec(model, base_url), output, taxonomy=tax.name, base_url=base_url,
                                 adapter=str(adapter) if adapter else None, concurrency=concurrency,
-                                max_new_tokens=max_new_tokens, seed=seed, limit=limit, progress=progress)
+                                max_new_tokens=max_new_tokens, seed=seed, limit=limit, progress=progress,
+                                structured=structured, top_k=top_k)
+    if info.get("warning"):
+        err.print(f"warning: {info['warning']}", markup=False)
     if info["failed"]:
         err.print(f"{info['failed']} call(s) failed (see {output}/errors.jsonl); rerun to retry them", markup=False)
     rows = read_predictions(Path(output) / "predictions.jsonl", tax)

@@ -2,11 +2,20 @@
 (EmplifAI §4's reverse-engineering evaluation), then score the answers with kyokan.metrics.labels.
 
 The prompt lists the taxonomy's label names in the data's language and asks for one of them as
-JSON ``{"emotion": "<label>"}`` (a JSON schema with an ``enum`` of the names is sent as structured
-output; backends that ignore it are parsed tolerantly). An answer off the list is kept in ``raw``,
-normalised to the nearest label with ``Taxonomy.suggest`` and flagged ``off_list``. Calls that fail
-for good are written to ``errors.jsonl`` and retried on the next run (predictions append as they
-finish and a rerun skips the ids already done).
+JSON ``{"emotion": "<label>"}``. With structure on (the default):
+
+- a local model (``hf:``, packaged) scores every possible answer ``{"emotion": "<label>"}`` and
+  answers the most probable, so it always names a label; the labels ranked by probability are kept
+  (``ranking``, the top ``top_k``);
+- an HTTP model is sent a JSON schema with an ``enum`` of the names as ``response_format`` (a
+  server that ignores it is parsed tolerantly, counted, and named in ``prediction_run.json``);
+- ``structured=False`` (``--no-structured``): no schema, free text, parsed tolerantly.
+
+An answer off the list is kept in ``raw``, normalised to the nearest label with
+``Taxonomy.suggest`` and flagged ``off_list``. Calls that fail for good are written to
+``errors.jsonl`` and retried on the next run (predictions append as they finish and a rerun skips
+the ids already done); a configuration error from the server (HTTP 4xx: unknown model, bad
+parameter) stops the run at once.
 """
 
 from __future__ import annotations
@@ -75,14 +84,36 @@ def parse_answer(text: str) -> str:
     return s.splitlines()[0].strip() if s else ""
 
 
+def answer_choices(tax: Taxonomy, lang: str) -> tuple[str, ...]:
+    """Every well-formed answer: ``{"emotion": "<name>"}`` per label, as the schema would write it."""
+    names = tax.names("ja" if lang.startswith("ja") else "en")
+    return tuple(json.dumps({"emotion": n}, ensure_ascii=False) for n in names)
+
+
+def rank_labels(tax: Taxonomy, lang: str, choice_logprobs: dict[str, float], top_k: int) -> list[dict[str, Any]]:
+    """The ``top_k`` labels by probability (from every answer's log-probability)."""
+    import math
+
+    ranked: list[tuple[float, str]] = []
+    for ans, lp in choice_logprobs.items():
+        label = tax.normalize(parse_answer(ans))
+        if label is not None:
+            ranked.append((math.exp(lp), label))
+    ranked.sort(key=lambda x: (-x[0], x[1]))
+    return [{"label": label, "prob": round(p, 6)} for p, label in ranked[: max(0, top_k)]]
+
+
 def predict_emotions(data: str | Path, model_spec: str, out_dir: str | Path, *, taxonomy: str | None = None,
                      base_url: str | None = None, api_key: str | None = None, adapter: str | None = None,
                      concurrency: int = 8, max_new_tokens: int = 32, seed: int = 0, limit: int | None = None,
-                     progress: Callable[[int, int], None] | None = None, model: Any = None) -> dict[str, Any]:
-    """Write ``predictions.jsonl`` (id, gold, predicted, raw, off_list) in ``out_dir``; resumable."""
+                     progress: Callable[[int, int], None] | None = None, model: Any = None,
+                     structured: bool = True, top_k: int = 5) -> dict[str, Any]:
+    """Write ``predictions.jsonl`` (id, gold, predicted, raw, off_list, decoding, ranking) in
+    ``out_dir``; resumable."""
     from kyokan.data import load_dialogues
     from kyokan.metrics.labels import normalize_prediction
     from kyokan.models import GenerationParams, load_model
+    from kyokan.models.constrain import valid_json_answer
 
     tax = get_taxonomy(taxonomy) if taxonomy else get_taxonomy()
     dialogues = load_dialogues(data, taxonomy=tax.name)
@@ -102,15 +133,20 @@ def predict_emotions(data: str | Path, model_spec: str, out_dir: str | Path, *, 
     errors_path.unlink(missing_ok=True)
     written = len(done)
     chunk = max(1, concurrency * 4)
+    caps = model.capabilities() if hasattr(model, "capabilities") else {}
+    decodings: dict[str, int] = {}
+    invalid = 0
     with JsonlAppender(pred_path) as app:
         for s in range(0, len(todo), chunk):
             part = todo[s:s + chunk]
             msgs = [build_messages(d, tax, d.lang) for d in part]
             params = [GenerationParams(max_new_tokens=max_new_tokens, temperature=0.0, seed=seed,
-                                       json_schema=answer_schema(tax, d.lang), json_schema_name="emotion")
+                                       json_schema=answer_schema(tax, d.lang) if structured else None,
+                                       json_schema_name="emotion",
+                                       choices=answer_choices(tax, d.lang) if structured and caps.get("choices") else None)
                       for d in part]
             results = _run(model, msgs, params, concurrency)
-            for d, res in zip(part, results, strict=True):
+            for d, p, res in zip(part, params, results, strict=True):
                 if isinstance(res, BaseException):
                     failures += 1
                     with open(errors_path, "a", encoding="utf-8") as f:
@@ -118,29 +154,61 @@ def predict_emotions(data: str | Path, model_spec: str, out_dir: str | Path, *, 
                     continue
                 raw = parse_answer(res.text)
                 pred, off = normalize_prediction(tax, raw)
-                app.write({"kind": "kyokan.eval.prediction", "version": 1, "id": d.id, "gold": d.emotion, "predicted": pred, "raw": res.text, "answer": raw,
-                           "off_list": off, "lang": d.lang})
+                decoding = getattr(res, "constrained", None) or ("response_format" if p.json_schema else "free")
+                decodings[decoding] = decodings.get(decoding, 0) + 1
+                valid = valid_json_answer(res.text, p.json_schema) if p.json_schema is not None else None
+                if valid is False:
+                    invalid += 1
+                row: dict[str, Any] = {"kind": "kyokan.eval.prediction", "version": 1, "id": d.id, "gold": d.emotion, "predicted": pred, "raw": res.text, "answer": raw,
+                                       "off_list": off, "lang": d.lang, "decoding": decoding, "schema_valid": valid}
+                clp = getattr(res, "choice_logprobs", None)
+                if clp:
+                    row["ranking"] = rank_labels(tax, d.lang, clp, top_k)
+                row["scoring"] = "probabilities" if clp else "text"
+                app.write(row)
                 written += 1
             if progress:
                 progress(written, len(dialogues))
     info = {"model": model.info(), "prompt_version": PROMPT_VERSION, "taxonomy": tax.name, "data": str(data),
             "dialogues": len(dialogues), "predicted": written, "failed": failures, "seed": seed,
-            "generation": GenerationParams(max_new_tokens=max_new_tokens, temperature=0.0, seed=seed).to_dict()}
+            "generation": GenerationParams(max_new_tokens=max_new_tokens, temperature=0.0, seed=seed).to_dict(),
+            "structured": structured, "top_k": top_k, "decoding": decodings, "schema_invalid": invalid}
+    if invalid and decodings.get("response_format"):
+        info["warning"] = (f"the server was sent a JSON schema (response_format) but {invalid} answers were not "
+                           "valid under it: it ignores response_format; answers were parsed tolerantly")
+        note = model.capabilities().get("note") if hasattr(model, "capabilities") else None
+        if note:
+            info["warning"] += f" ({note})"
     write_json(out / "prediction_run.json", info)
     return info
 
 
 def _run(model: Any, msgs: list[list[dict[str, str]]], params: list[Any], concurrency: int) -> list[Any]:
+    from kyokan.models.base import ServerConfigError
+
     async def go() -> list[Any]:
+        probe = getattr(model, "probe", None)
+        if probe is not None:  # recognise the server once, before the concurrent calls
+            await probe()
         sem = asyncio.Semaphore(max(1, concurrency))
 
         async def one(m: list[dict[str, str]], p: Any) -> Any:
             async with sem:
                 try:
                     return await model.agenerate(m, p)
+                except ServerConfigError:
+                    raise  # the server refuses the request as configured: stop, do not fail every row
                 except Exception as e:  # recorded per row
                     return e
 
         return list(await asyncio.gather(*(one(m, p) for m, p in zip(msgs, params, strict=True))))
 
-    return asyncio.run(go())
+    async def run() -> list[Any]:
+        try:
+            return await go()
+        finally:
+            close = getattr(model, "aclose", None)
+            if close is not None:  # HTTP clients belong to this event loop
+                await close()
+
+    return asyncio.run(run())

@@ -7,7 +7,17 @@
     model.generate([{"role": "user", "content": "Hi"}], GenerationParams(max_new_tokens=32)).text
 """
 
-from kyokan.models.base import ChatModel, Completion, GenerationParams, Message, ModelError, Usage
+from kyokan.models.base import (
+    ChatModel,
+    Completion,
+    GenerationParams,
+    Message,
+    ModelError,
+    ServerConfigError,
+    TokenLogprob,
+    Usage,
+    apply_stop,
+)
 from kyokan.models.packaged import PACKAGED, PackagedModel, ensure_local
 from kyokan.models.registry import (
     Backend,
@@ -26,7 +36,10 @@ __all__ = [
     "Message",
     "ModelError",
     "PackagedModel",
+    "ServerConfigError",
+    "TokenLogprob",
     "Usage",
+    "apply_stop",
     "available_backends",
     "ensure_local",
     "load_model",

@@ -24,6 +24,25 @@ What a call gets, in order:
 ``response_format`` (json_schema) and every other request field are passed to the responder
 untouched in ``request_json``. Token usage in the answer is approximate (word/character runs),
 but always present and consistent: ``total = prompt + completion``.
+
+Where it matters it behaves like the real servers kyokan talks to:
+
+- ``models=[...]`` given: another model name is refused (404 ``The model `x` does not exist.``
+  as vLLM answers; the ``transformers`` profile answers 400 ``Server is pinned to …``). Without
+  ``models`` any name is accepted (quick tests);
+- ``unknown_fields="reject"``: a request field outside the OpenAI chat-completions set (plus
+  ``extra_fields``) is refused, 422 ``Unexpected fields in the request: …`` (transformers serve);
+- ``error_style="fastapi"``: error bodies are ``{"detail": "…"}`` (FastAPI servers), otherwise
+  OpenAI's ``{"error": {"message", "type", "code"}}``;
+- replies are cut at ``max_tokens``/``max_completion_tokens`` approximate tokens with
+  ``finish_reason: "length"`` and at ``stop`` strings (removed from the text) unless
+  ``apply_stop=False`` (transformers serve leaves them in);
+- ``logprobs``/``top_logprobs`` requested: the answer carries ``choices[0].logprobs.content``; a
+  responder may return a :class:`Reply` with its own token alternatives (e.g. a judge's score
+  distribution), otherwise every token gets log-prob 0 and no alternatives;
+- ``OpenAIServer.like("transformers")`` / ``like("vllm")`` set all of these as those servers do
+  (transformers serve also ignores ``response_format``/``logprobs`` and lists models with a
+  ``status`` field — what kyokan's probe reads).
 """
 
 from __future__ import annotations
@@ -41,7 +60,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["Fault", "OpenAIServer", "RequestRecord", "Responder", "approx_tokens", "echo_responder"]
+__all__ = ["CHAT_FIELDS", "Fault", "OpenAIServer", "Reply", "RequestRecord", "Responder", "approx_tokens",
+           "echo_responder", "split_tokens"]
 
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
@@ -58,7 +78,7 @@ class Fault:
     body: str | None = None
     payload: Any = None
     #: for ``delay``: what to answer after sleeping (None = the normal answer)
-    then: str | Fault | None = None
+    then: str | Reply | Fault | None = None
 
     @classmethod
     def status(cls, code: int, retry_after: float | None = None, message: str | None = None) -> Fault:
@@ -66,7 +86,7 @@ class Fault:
         return cls("status", status_code=code, retry_after=retry_after, body=message)
 
     @classmethod
-    def delay(cls, seconds: float, then: str | Fault | None = None) -> Fault:
+    def delay(cls, seconds: float, then: str | Reply | Fault | None = None) -> Fault:
         """Sleep ``seconds`` before answering (forces client timeouts when longer than theirs)."""
         return cls("delay", seconds=seconds, then=then)
 
@@ -86,7 +106,37 @@ class Fault:
         return cls("disconnect")
 
 
-Responder = Callable[[dict[str, Any]], "str | Fault"]
+@dataclass(frozen=True)
+class Reply:
+    """A reply with more than text: token log-probs (``logprobs``: one ``(token, logprob,
+    [(alternative, logprob), ...])`` per token; the tokens must join to ``text``) and/or a
+    finish reason the responder decides."""
+
+    text: str
+    logprobs: list[tuple[str, float, list[tuple[str, float]]]] | None = None
+    finish_reason: str | None = None
+
+
+Responder = Callable[[dict[str, Any]], "str | Reply | Fault"]
+
+#: the request fields of OpenAI's chat-completions API (a real server refuses others or ignores them)
+CHAT_FIELDS = frozenset({
+    "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "seed", "stop", "n",
+    "stream", "stream_options", "response_format", "logprobs", "top_logprobs", "presence_penalty",
+    "frequency_penalty", "logit_bias", "user", "tools", "tool_choice", "parallel_tool_calls", "metadata",
+    "store", "service_tier", "modalities", "audio", "prediction", "reasoning_effort", "web_search_options",
+    "functions", "function_call",
+})
+#: what the ``like=`` profiles set (see :meth:`OpenAIServer.like`)
+PROFILES: dict[str, dict[str, Any]] = {
+    # transformers 5.x `transformers serve` (read from its source: serving/utils.py, chat_completion.py)
+    "transformers": {"unknown_fields": "reject", "extra_fields": ("generation_config", "chat_template_kwargs"),
+                     "error_style": "fastapi", "model_error": "pinned", "apply_stop": False,
+                     "logprobs_supported": False, "list_status": True},
+    # vLLM's OpenAI server: unknown model 404 in OpenAI's error shape; extra fields are ignored
+    "vllm": {"unknown_fields": "accept", "error_style": "openai", "model_error": "not_found",
+             "apply_stop": True, "logprobs_supported": True, "list_status": False},
+}
 
 
 def echo_responder(request: dict[str, Any]) -> str:
@@ -99,11 +149,17 @@ def echo_responder(request: dict[str, Any]) -> str:
 
 
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+_SPLIT_RE = re.compile(r"\s*(?:\w+|[^\w\s])|\s+$")
 
 
 def approx_tokens(text: str) -> int:
     """A stand-in token count: runs of word characters and single punctuation marks."""
     return len(_TOKEN_RE.findall(text or ""))
+
+
+def split_tokens(text: str) -> list[str]:
+    """``text`` as stand-in tokens that join back to it (leading whitespace kept on each token)."""
+    return _SPLIT_RE.findall(text or "")
 
 
 @dataclass
@@ -139,20 +195,38 @@ class OpenAIServer:
     """
 
     def __init__(self, responder: Responder | None = None, *, latency: float = 0.0,
-                 script: Iterable[str | Fault | None] | None = None, fault_rate: float = 0.0,
+                 script: Iterable[str | Reply | Fault | None] | None = None, fault_rate: float = 0.0,
                  faults: Iterable[Fault] | None = None, fault_seed: int = 0,
-                 models: Iterable[str] = ("kyokan-test",), api_key: str | None = None,
-                 truncate: bool = False, host: str = "127.0.0.1", port: int = 0) -> None:
+                 models: Iterable[str] | None = None, api_key: str | None = None,
+                 truncate: bool = True, apply_stop: bool = True, unknown_fields: str = "accept",
+                 extra_fields: Iterable[str] = (), error_style: str = "openai", model_error: str = "not_found",
+                 logprobs_supported: bool = True, list_status: bool = False,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        if unknown_fields not in ("accept", "reject") or error_style not in ("openai", "fastapi") \
+                or model_error not in ("not_found", "pinned"):
+            raise ValueError("unknown_fields: accept|reject; error_style: openai|fastapi; model_error: "
+                             "not_found|pinned")
         self.responder: Responder = responder or echo_responder
         self.latency = latency
-        self.script: list[str | Fault | None] = list(script or [])
+        self.script: list[str | Reply | Fault | None] = list(script or [])
         self.fault_rate = fault_rate
         self.faults: list[Fault] = list(faults or [Fault.status(429, retry_after=0.01), Fault.status(500)])
         self._rng = random.Random(fault_seed)
-        self.models = list(models)
+        #: with ``models`` given, other model names are refused (as real servers do)
+        self.strict_models = models is not None
+        self.models = list(models) if models is not None else ["kyokan-test"]
+        self.apply_stop = apply_stop
+        self.unknown_fields = unknown_fields
+        self.known_fields = CHAT_FIELDS | frozenset(extra_fields)
+        self.error_style = error_style
+        self.model_error = model_error
+        self.logprobs_supported = logprobs_supported
+        #: list models with transformers serve's non-OpenAI ``status`` field
+        self.list_status = list_status
         #: when set, requests must carry ``Authorization: Bearer <api_key>`` (401 otherwise)
         self.api_key = api_key
-        #: cut replies longer than ``max_tokens`` approximate tokens (finish_reason "length")
+        #: cut replies longer than ``max_tokens`` approximate tokens (finish_reason "length"), as
+        #: every real server does
         self.truncate = truncate
         self.host = host
         self._port = port
@@ -164,6 +238,17 @@ class OpenAIServer:
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    @classmethod
+    def like(cls, server: str, responder: Responder | None = None, **kw: Any) -> OpenAIServer:
+        """A server that refuses, errs and answers as ``server`` does (``"transformers"`` for
+        ``transformers serve``, ``"vllm"``); pass ``models=[...]`` to pin its model names."""
+        try:
+            preset = dict(PROFILES[server])
+        except KeyError:
+            raise ValueError(f"unknown server profile {server!r} (known: {', '.join(PROFILES)})") from None
+        preset.update(kw)
+        return cls(responder, **preset)
 
     # lifecycle -------------------------------------------------------------------------
     def start(self) -> OpenAIServer:
@@ -236,7 +321,7 @@ class OpenAIServer:
             self._state.calls = 0
 
     # what to answer -------------------------------------------------------------------------
-    def _decide(self, request: dict[str, Any]) -> str | Fault | None:
+    def _decide(self, request: dict[str, Any]) -> str | Reply | Fault | None:
         with self._state.lock:
             if self.script:
                 return self.script.pop(0)
@@ -249,21 +334,55 @@ class OpenAIServer:
         return self._stopping.wait(seconds) if seconds > 0 else False
 
 
-def _completion_body(server: OpenAIServer, request: dict[str, Any], text: str, n: int) -> dict[str, Any]:
+def _cut(server: OpenAIServer, request: dict[str, Any], text: str) -> tuple[str, str]:
+    """The reply as a real server returns it: cut at the first stop string (removed), else at
+    ``max_tokens`` approximate tokens."""
     finish = "stop"
+    stop = request.get("stop")
+    stops = [stop] if isinstance(stop, str) else [x for x in (stop or []) if isinstance(x, str) and x]
+    if server.apply_stop and stops:
+        hits = [text.find(x) for x in stops if x in text]
+        if hits:
+            text = text[: min(hits)]
     limit = request.get("max_completion_tokens") or request.get("max_tokens")
     if server.truncate and isinstance(limit, int) and approx_tokens(text) > limit:
         toks = list(_TOKEN_RE.finditer(text))
         text = text[: toks[limit - 1].end()] if limit > 0 else ""
         finish = "length"
+    return text, finish
+
+
+def _logprobs(reply: Reply, text: str, top: int) -> dict[str, Any]:
+    """``choices[0].logprobs`` for the (possibly cut) ``text``: the reply's own tokens where given."""
+    given = reply.logprobs or [(t, 0.0, []) for t in split_tokens(reply.text)]
+    content = []
+    pos = 0
+    for tok, lp, alts in given:
+        if pos >= len(text):
+            break
+        content.append({"token": tok, "logprob": lp, "bytes": list(tok.encode("utf-8")),
+                        "top_logprobs": [{"token": a, "logprob": alp, "bytes": list(a.encode("utf-8"))}
+                                         for a, alp in alts[:top]]})
+        pos += len(tok)
+    return {"content": content}
+
+
+def _completion_body(server: OpenAIServer, request: dict[str, Any], reply: Reply, n: int) -> dict[str, Any]:
+    text, finish = _cut(server, request, reply.text)
+    if reply.finish_reason is not None:
+        finish = reply.finish_reason
     prompt_text = "\n".join(str(m.get("content", "")) for m in request.get("messages") or [] if isinstance(m, dict))
     pt, ct = approx_tokens(prompt_text), approx_tokens(text)
+    choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+    if server.logprobs_supported and request.get("logprobs"):
+        top = request.get("top_logprobs")
+        choice["logprobs"] = _logprobs(reply, text, int(top) if isinstance(top, int) else 0)
     return {
         "id": f"chatcmpl-kyokan-{n}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": str(request.get("model") or (server.models[0] if server.models else "kyokan-test")),
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+        "choices": [choice],
         "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct},
     }
 
@@ -299,7 +418,10 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
 
         def _error(self, status: int, message: str, etype: str = "server_error",
                    headers: dict[str, str] | None = None) -> None:
-            self._send_json(status, {"error": {"message": message, "type": etype, "code": status}}, headers)
+            if server.error_style == "fastapi":
+                self._send_json(status, {"detail": message}, headers)
+            else:
+                self._send_json(status, {"error": {"message": message, "type": etype, "code": status}}, headers)
 
         def _record(self, body: Any) -> RequestRecord:
             rec = RequestRecord(self.command, self.path.split("?")[0], {k.lower(): v for k, v in self.headers.items()},
@@ -323,8 +445,10 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
                     self._error(401, "invalid api key", "invalid_request_error")
                     return
                 rec.outcome = "ok"
+                extra = {"status": {"value": "loaded"}} if server.list_status else {}
                 self._send_json(200, {"object": "list", "data": [
-                    {"id": m, "object": "model", "created": 0, "owned_by": "kyokan"} for m in server.models]})
+                    {"id": m, "object": "model", "created": 0, "owned_by": "kyokan", **extra}
+                    for m in server.models]})
             else:
                 rec.outcome = "status:404"
                 self._error(404, f"no route {rec.path}", "invalid_request_error")
@@ -366,9 +490,25 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
                 rec.outcome = "bad-request"
                 self._error(400, "body must be JSON with a 'messages' list", "invalid_request_error")
                 return
+            if server.unknown_fields == "reject":
+                unexpected = set(body) - server.known_fields
+                if unexpected:
+                    rec.outcome = "status:422"
+                    self._error(422, f"Unexpected fields in the request: {unexpected}", "invalid_request_error")
+                    return
+            name = body.get("model")
+            if server.strict_models and name not in server.models:
+                if server.model_error == "pinned":
+                    rec.outcome = "status:400"
+                    self._error(400, f"Server is pinned to '{server.models[0]}'; requested '{name}'.",
+                                "invalid_request_error")
+                else:
+                    rec.outcome = "status:404"
+                    self._error(404, f"The model `{name}` does not exist.", "NotFoundError")
+                return
             if server._sleep(server.latency):
                 return
-            action: str | Fault | None = server._decide(body)
+            action: str | Reply | Fault | None = server._decide(body)
             if action is None or action == "ok":
                 try:
                     action = server.responder(body)
@@ -378,12 +518,14 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
                     return
             self._act(rec, body, n, action)
 
-        def _act(self, rec: RequestRecord, body: dict[str, Any], n: int, action: str | Fault | None) -> None:
+        def _act(self, rec: RequestRecord, body: dict[str, Any], n: int,
+                 action: str | Reply | Fault | None) -> None:
             if action is None:
                 action = server.responder(body)
-            if isinstance(action, str):
+            if isinstance(action, str | Reply):
                 rec.outcome = rec.outcome or "ok"
-                self._send_json(200, _completion_body(server, body, action, n))
+                reply = Reply(action) if isinstance(action, str) else action
+                self._send_json(200, _completion_body(server, body, reply, n))
                 return
             f = action
             if f.kind == "status":

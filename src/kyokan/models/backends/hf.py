@@ -8,7 +8,15 @@
   (``GenerationParams.seed``), so a row's text does not depend on which rows share its batch — a
   resumed run reproduces an uninterrupted one;
 - ``adapter=`` a LoRA folder; ``hf:<adapter folder>`` alone loads its base model from
-  ``adapter_config.json``.
+  ``adapter_config.json``;
+- ``GenerationParams.json_schema`` is enforced by grammar-constrained decoding
+  (:mod:`kyokan.models.constrain`, llguidance): the answer always parses under the schema unless cut
+  at ``max_new_tokens`` (``finish_reason`` "length"); ``choices`` scores every choice exactly
+  (one forward pass over the prompt, its cache shared by all choices) and returns the most
+  probable with every choice's log-probability; ``top_logprobs`` records per-token alternatives
+  (after the grammar mask, before sampling);
+- ``finish_reason`` is "stop" (end of turn or a stop string, which is cut from the text) or
+  "length" (``max_new_tokens`` reached).
 """
 
 from __future__ import annotations
@@ -23,7 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kyokan.models.base import ChatModel, Completion, GenerationParams, Message, ModelError, Usage
+from kyokan.models.base import (
+    ChatModel,
+    Completion,
+    GenerationParams,
+    Message,
+    ModelError,
+    Usage,
+    apply_stop,
+)
 from kyokan.models.registry import register_backend
 
 #: used when a tokenizer has no chat template and none is given (plain, model-agnostic turns)
@@ -44,8 +60,10 @@ class _Pending:
 
 
 def _batch_key(p: GenerationParams) -> tuple[Any, ...]:
-    """Rows that can share one ``generate`` call (the seed is per row, so it is not part of it)."""
-    return (p.max_new_tokens, p.temperature > 0, p.temperature, p.top_p, p.stop)
+    """Rows that can share one ``generate`` call (the seed is per row, so it is not part of it;
+    each row has its own grammar matcher, so the schema is not either)."""
+    return (p.max_new_tokens, p.temperature > 0, p.temperature, p.top_p, p.stop, p.choices is not None,
+            p.top_logprobs)
 
 
 class HFChatModel(ChatModel):
@@ -123,6 +141,7 @@ class HFChatModel(ChatModel):
         self.usage = Usage()
         self.calls = 0
         self._lock = threading.Lock()  # one generate() at a time on this model
+        self._grammars: Any = None
         self._pending: list[_Pending] = []
         self._worker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -149,11 +168,31 @@ class HFChatModel(ChatModel):
             out.extend(self._generate_chunk(rows[i:i + self.batch_size], params, row_seeds[i:i + self.batch_size]))
         return out
 
+    def grammars(self) -> Any:
+        """The grammar engine for this model's tokenizer (built on first use, about 1 s)."""
+        if self._grammars is None:
+            from kyokan.models.constrain import Grammars
+
+            vocab = int(getattr(self.model.config, "vocab_size", 0) or len(self.tokenizer))
+            self._grammars = Grammars(self.tokenizer, max(vocab, len(self.tokenizer)), self.eos_ids)
+        return self._grammars
+
+    def capabilities(self) -> dict[str, Any]:
+        return {"grammar": True, "response_format": True, "logprobs": True, "choices": True,
+                "server_kind": None, "note": None}
+
     def _generate_chunk(self, rows: Sequence[Sequence[Message]], params: GenerationParams,
-                        seeds: Sequence[int | None]) -> list[Completion]:
+                        seeds: Sequence[int | None], schemas: Sequence[dict[str, Any] | None] | None = None,
+                        choices: Sequence[Sequence[str] | None] | None = None) -> list[Completion]:
+        if params.choices is not None or (choices is not None and any(c is not None for c in choices)):
+            per = list(choices) if choices is not None else [params.choices] * len(rows)
+            return [self._choose(m, tuple(c or ()), params) for m, c in zip(rows, per, strict=True)]
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
+        from kyokan.models.constrain import ConstrainedLogits
+
+        row_schemas = list(schemas) if schemas is not None else [params.json_schema] * len(rows)
         prompts = [self.render(m) for m in rows]
         tok = self.tokenizer
         enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
@@ -165,6 +204,13 @@ class HFChatModel(ChatModel):
             eos_token_id=self.eos_ids or None, pad_token_id=tok.pad_token_id,
         )
         processors = LogitsProcessorList()
+        constrained: ConstrainedLogits | None = None
+        if any(sc is not None for sc in row_schemas) or params.top_logprobs > 0:
+            g = self.grammars() if any(sc is not None for sc in row_schemas) else None
+            matchers = [g.matcher(sc) if (g is not None and sc is not None) else None for sc in row_schemas]
+            constrained = ConstrainedLogits(matchers, enc["input_ids"].shape[1], self.eos_ids,
+                                            top_k=params.top_logprobs)
+            processors.append(constrained)  # before the sampler: it samples among allowed tokens
         if sample:
             gens = []
             for s in seeds:
@@ -179,9 +225,14 @@ class HFChatModel(ChatModel):
         with self._lock, torch.inference_mode():
             out = self.model.generate(**enc, generation_config=gc, logits_processor=processors, **kwargs)
         prompt_len = enc["input_ids"].shape[1]
+        all_ids = [out[i, prompt_len:].tolist() for i in range(len(rows))]
+        if constrained is not None:
+            constrained.finish(all_ids)
         results: list[Completion] = []
+        sampling = {"temperature": params.temperature if sample else 0.0, "top_p": params.top_p if sample else 1.0,
+                    "do_sample": sample}
         for i in range(len(rows)):
-            gen_ids = out[i, prompt_len:].tolist()
+            gen_ids = all_ids[i]
             n, finish = len(gen_ids), "length"
             for j, t in enumerate(gen_ids):
                 if t in self.eos_ids:
@@ -189,16 +240,70 @@ class HFChatModel(ChatModel):
                     break
             # pad after an early finish is the pad id (often = eos); count only real tokens
             text = str(tok.decode(gen_ids[:n], skip_special_tokens=True))
-            if params.stop:
-                cut = [text.find(s) for s in params.stop if s and s in text]
-                if cut:
-                    text, finish = text[: min(cut)], "stop"
+            text, cut = apply_stop(text, params.stop)
+            if cut:
+                finish = "stop"
             prompt_tokens = int(enc["attention_mask"][i].sum().item())
             usage = Usage(prompt_tokens, n + (1 if finish == "stop" and n < len(gen_ids) else 0))
             self.usage.add(usage)
-            results.append(Completion(text=text, model=self.name, usage=usage, finish_reason=finish))
+            lps = constrained.token_logprobs(i, n, lambda t: tok.decode([t])) if constrained is not None else None
+            results.append(Completion(text=text, model=self.name, usage=usage, finish_reason=finish, logprobs=lps,
+                                      constrained="grammar" if row_schemas[i] is not None else None,
+                                      sampling=dict(sampling)))
         self.calls += len(rows)
         return results
+
+    def _choose(self, messages: Sequence[Message], choices: tuple[str, ...], params: GenerationParams) -> Completion:
+        """The most probable of ``choices`` as the answer: every choice's log-probability given the
+        prompt (summed over its tokens), from one forward pass over the prompt whose key/value
+        cache every choice then continues (in chunks, to bound memory)."""
+        import copy
+        import inspect
+
+        import torch
+
+        if not choices:
+            raise ModelError("choices: at least one choice")
+        tok = self.tokenizer
+        prompt_ids = tok(self.render(messages), return_tensors="pt", add_special_tokens=False)["input_ids"].to(self.device)
+        cont = [tok(c, add_special_tokens=False)["input_ids"] for c in choices]
+        scores: list[float] = []
+        with self._lock, torch.inference_mode():
+            first = self.model(input_ids=prompt_ids, use_cache=True)
+            first_lsm = torch.log_softmax(first.logits[0, -1].float(), dim=-1)
+            # transformers 5 names the key/value cache `cache`, 4.x `past_key_values`
+            cache_kw = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+            past = getattr(first, cache_kw, None) or first.past_key_values
+            chunk = 8
+            for s in range(0, len(cont), chunk):
+                part = cont[s:s + chunk]
+                width = max(len(c) for c in part)
+                ids = torch.full((len(part), width), int(tok.pad_token_id or 0), dtype=torch.long, device=self.device)
+                mask = torch.zeros((len(part), prompt_ids.shape[1] + width), dtype=torch.long, device=self.device)
+                mask[:, : prompt_ids.shape[1]] = 1
+                for r, c in enumerate(part):
+                    ids[r, : len(c)] = torch.tensor(c, dtype=torch.long)
+                    mask[r, prompt_ids.shape[1]: prompt_ids.shape[1] + len(c)] = 1
+                cache = copy.deepcopy(past)
+                cache.batch_repeat_interleave(len(part))
+                logits = self.model(input_ids=ids, attention_mask=mask, use_cache=True, **{cache_kw: cache}).logits
+                lsm = torch.log_softmax(logits.float(), dim=-1)
+                for r, c in enumerate(part):
+                    total = float(first_lsm[c[0]]) if c else 0.0
+                    for j in range(1, len(c)):
+                        total += float(lsm[r, j - 1, c[j]])
+                    scores.append(total)
+        z = torch.logsumexp(torch.tensor(scores, dtype=torch.float64), dim=0).item()
+        norm = {c: sc - z for c, sc in zip(choices, scores, strict=True)}
+        best = max(range(len(choices)), key=lambda k: scores[k])
+        usage = Usage(int(prompt_ids.shape[1]), len(cont[best]))
+        self.usage.add(usage)
+        self.calls += 1
+        return Completion(text=choices[best], model=self.name, usage=usage, finish_reason="stop",
+                          choice_logprobs=norm, constrained="choices",
+                          sampling={"temperature": 0.0, "top_p": 1.0, "do_sample": False,
+                                    **({"note": "choices are ranked by probability; the answer is the most "
+                                                "probable (no sampling)"} if params.temperature > 0 else {})})
 
     # async interface: concurrent calls are gathered into batches -------------------------------
     async def agenerate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
@@ -220,7 +325,9 @@ class HFChatModel(ChatModel):
             self._pending = [p for p in self._pending if id(p) not in ids]
             try:
                 comps = await asyncio.to_thread(self._generate_chunk, [p.messages for p in take],
-                                                take[0].params, [p.params.seed for p in take])
+                                                take[0].params, [p.params.seed for p in take],
+                                                [p.params.json_schema for p in take],
+                                                [p.params.choices for p in take])
             except Exception as e:
                 for p in take:
                     if not p.future.done():
@@ -257,6 +364,10 @@ class HFChatModel(ChatModel):
             "threads": torch.get_num_threads(),
             "transformers": transformers.__version__, "torch": torch.__version__,
         }
+        if self._grammars is not None:
+            from kyokan.models.constrain import ENGINE, engine_version
+
+            d["constrained_decoding"] = {"engine": ENGINE, "version": engine_version()}
         d.update(self.extra_info)
         return d
 

@@ -5,10 +5,18 @@ endpoint, vLLM, Ollama, llama.cpp server) over ``httpx.AsyncClient``.
 - ``timeout`` seconds per request (connect/read/write);
 - up to ``max_retries`` retries with exponential backoff and full jitter on 408, 409, 429, 5xx,
   timeouts, connection errors and unreadable bodies; ``Retry-After`` (seconds or HTTP date) and
-  ``retry-after-ms`` are honoured; other 4xx fail at once with the server's message;
+  ``retry-after-ms`` are honoured; other 4xx (unknown model, bad parameter, auth) raise
+  :class:`~kyokan.models.base.ServerConfigError` at once with the server's message (OpenAI's
+  ``{"error": {"message"}}`` or FastAPI's ``{"detail"}``);
 - key from ``api_key=``, ``$KYOKAN_API_KEY`` or ``$OPENAI_API_KEY`` (none is sent when unset,
   which local servers accept);
 - ``GenerationParams.json_schema`` → ``response_format: {"type": "json_schema", ...}``;
+  ``top_logprobs`` → ``logprobs: true, top_logprobs: k`` (read back into ``Completion.logprobs``);
+- ``stop`` strings are sent and also cut client-side (``transformers serve`` leaves them in);
+- the server is probed once (``GET /models``): ``transformers serve`` (its model list carries a
+  ``status`` field) is known to ignore ``response_format`` and ``logprobs`` and to decode greedily
+  unless sent ``generation_config``, which kyokan then sends for ``temperature > 0`` (so the
+  temperature asked is the one used); ``Completion.sampling`` records what was used;
 - token usage summed in ``model.usage``.
 """
 
@@ -23,11 +31,28 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from kyokan.models.base import ChatModel, Completion, GenerationParams, Message, ModelError, Usage
+from kyokan.models.base import (
+    ChatModel,
+    Completion,
+    GenerationParams,
+    Message,
+    ModelError,
+    ServerConfigError,
+    TokenLogprob,
+    Usage,
+    apply_stop,
+)
 from kyokan.models.registry import register_backend
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_STATUS = frozenset({408, 409, 429})
+
+#: what kyokan knows about server kinds it can recognise (``OpenAIChatModel.server_kind``)
+SERVER_KINDS: dict[str, dict[str, Any]] = {
+    "transformers-serve": {"response_format": False, "logprobs": False, "temperature": "generation_config",
+                           "note": "transformers serve ignores response_format and logprobs and decodes "
+                                   "greedily unless sent generation_config (kyokan sends it for temperature > 0)"},
+}
 
 
 class RetryableError(Exception):
@@ -68,7 +93,7 @@ class OpenAIChatModel(ChatModel):
                  backoff_base: float = 0.5, backoff_max: float = 30.0, retry_after_max: float = 120.0,
                  max_tokens_field: str = "max_tokens", strict_json_schema: bool = False,
                  extra_body: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
-                 jitter_seed: int | None = None) -> None:
+                 jitter_seed: int | None = None, probe: bool = True, server_kind: str | None = None) -> None:
         self.model = model
         self.base_url = (base_url or os.environ.get("KYOKAN_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
                          or DEFAULT_BASE_URL).rstrip("/")
@@ -91,6 +116,10 @@ class OpenAIChatModel(ChatModel):
         self.extra_body = dict(extra_body or {})
         self.headers = dict(headers or {})
         self._rng = random.Random(jitter_seed)
+        #: what the server is, when recognised (``GET /models`` probe; ``server_kind=`` overrides)
+        self.server_kind: str | None = server_kind
+        self._probed = server_kind is not None or not probe
+        self._probe_lock: asyncio.Lock | None = None
         #: running totals over the life of this object
         self.usage = Usage()
         self.calls = 0
@@ -137,8 +166,56 @@ class OpenAIChatModel(ChatModel):
             if self.strict_json_schema:
                 schema["strict"] = True
             body["response_format"] = {"type": "json_schema", "json_schema": schema}
+        known = SERVER_KINDS.get(self.server_kind or "", {})
+        if params.top_logprobs > 0 and known.get("logprobs", True):
+            body["logprobs"] = True
+            body["top_logprobs"] = min(20, params.top_logprobs)  # OpenAI's maximum
+        if known.get("temperature") == "generation_config" and params.temperature > 0:
+            # transformers serve samples only when its generation config says so
+            body["generation_config"] = json.dumps({"do_sample": True, "temperature": params.temperature,
+                                                    "top_p": params.top_p,
+                                                    "max_new_tokens": params.max_new_tokens})
         body.update(self.extra_body)
         return body
+
+    def sampling_used(self, params: GenerationParams, body: dict[str, Any]) -> dict[str, Any]:
+        """What the server was asked to use, and a note where it is known to do otherwise."""
+        d: dict[str, Any] = {"temperature": body.get("temperature"), "top_p": body.get("top_p")}
+        gc = body.get("generation_config")
+        if isinstance(gc, str):
+            d["via"] = "generation_config"
+            d["do_sample"] = True
+        elif self.server_kind == "transformers-serve" and params.temperature > 0:
+            d["temperature"] = 0.0
+            d["note"] = "transformers serve decodes greedily without generation_config"
+        return d
+
+    async def probe(self) -> str | None:
+        """Recognise the server once (``GET /models``); None when unknown or unreachable."""
+        if self._probed:
+            return self.server_kind
+        if self._probe_lock is None or self._probe_lock._loop is not asyncio.get_running_loop():  # type: ignore[attr-defined]
+            self._probe_lock = asyncio.Lock()
+        async with self._probe_lock:
+            if self._probed:
+                return self.server_kind
+            client, _ = self._ensure_client()
+            try:
+                resp = await client.get("/models")
+                data = resp.json().get("data") if resp.status_code == 200 else None
+            except Exception:  # a probe must never fail a run: the server may not list models
+                data = None
+            if isinstance(data, list) and data and all(isinstance(m, dict) and isinstance(m.get("status"), dict)
+                                                      for m in data):
+                self.server_kind = "transformers-serve"
+            self._probed = True
+        return self.server_kind
+
+    def capabilities(self) -> dict[str, Any]:
+        known = SERVER_KINDS.get(self.server_kind or "", {})
+        return {"grammar": False, "response_format": known.get("response_format", True),
+                "logprobs": known.get("logprobs", True), "choices": False,
+                "server_kind": self.server_kind, "note": known.get("note")}
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         """Seconds before retry number ``attempt`` (1-based): Retry-After when the server gave one,
@@ -162,7 +239,8 @@ class OpenAIChatModel(ChatModel):
             message = _error_message(resp)
             if status in RETRY_STATUS or status >= 500:
                 raise RetryableError(f"HTTP {status}: {message}", parse_retry_after(resp.headers))
-            raise ModelError(f"{self.spec or 'openai:' + self.model}: HTTP {status} from {self.base_url}: {message}")
+            raise ServerConfigError(f"{self.spec or 'openai:' + self.model}: HTTP {status} from {self.base_url}: "
+                                    f"{message}", status)
         try:
             data = resp.json()
             choice = data["choices"][0]
@@ -178,11 +256,15 @@ class OpenAIChatModel(ChatModel):
         u = data.get("usage") or {}
         usage = Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
         return Completion(text=text, model=str(data.get("model") or self.model), usage=usage,
-                          finish_reason=choice.get("finish_reason"))
+                          finish_reason=_finish(choice.get("finish_reason")), logprobs=_read_logprobs(choice))
 
     # the interface ------------------------------------------------------------------------
     async def agenerate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
         client, sem = self._ensure_client()
+        if params.temperature > 0 or params.top_logprobs > 0:
+            # what is sent depends on the server kind here; callers that want it known for every
+            # request (the judge, eval emotions) probe once before their concurrent calls
+            await self.probe()
         body = self.request_body(messages, params)
         last: RetryableError | None = None
         for attempt in range(1, self.max_retries + 2):
@@ -194,6 +276,12 @@ class OpenAIChatModel(ChatModel):
                     last = e
                 else:
                     comp.attempts = attempt
+                    text, cut = apply_stop(comp.text, params.stop)
+                    if cut:  # the server left a stop string in (transformers serve does)
+                        comp.text, comp.finish_reason = text, "stop"
+                    if params.json_schema is not None:
+                        comp.constrained = "response_format"
+                    comp.sampling = self.sampling_used(params, body)
                     self.usage.add(comp.usage)
                     return comp
             if attempt > self.max_retries:
@@ -245,7 +333,31 @@ class OpenAIChatModel(ChatModel):
         return {"spec": self.spec or f"openai:{self.model}", "backend": "openai", "model": self.model,
                 "base_url": self.base_url, "concurrency": self.concurrency, "timeout": self.timeout,
                 "max_retries": self.max_retries, "api_key_set": bool(self.api_key),
+                "server_kind": self.server_kind,
                 "usage": self.usage.to_dict(), "calls": self.calls, "retries": self.retries}
+
+
+def _finish(reason: Any) -> str | None:
+    """OpenAI's finish reasons, with vLLM's/others' spellings folded in ("eos" → "stop")."""
+    if reason is None:
+        return None
+    r = str(reason)
+    return {"eos": "stop", "max_tokens": "length", "stop_sequence": "stop", "end_turn": "stop"}.get(r, r)
+
+
+def _read_logprobs(choice: dict[str, Any]) -> list[TokenLogprob] | None:
+    lp = choice.get("logprobs")
+    content = lp.get("content") if isinstance(lp, dict) else None
+    if not isinstance(content, list):
+        return None
+    out = []
+    for t in content:
+        if not isinstance(t, dict) or not isinstance(t.get("token"), str):
+            return None
+        top = tuple((str(a["token"]), float(a["logprob"])) for a in (t.get("top_logprobs") or [])
+                    if isinstance(a, dict) and isinstance(a.get("logprob"), int | float))
+        out.append(TokenLogprob(t["token"], float(t.get("logprob") or 0.0), top))
+    return out
 
 
 def _error_message(resp: Any) -> str:
@@ -256,6 +368,14 @@ def _error_message(resp: Any) -> str:
             return str(err["message"])
         if isinstance(err, str):
             return err
+        detail = data.get("detail") if isinstance(data, dict) else None
+        if isinstance(detail, str):  # FastAPI's HTTPException
+            return detail
+        if isinstance(detail, list):  # FastAPI's validation errors
+            return "; ".join(f"{'.'.join(str(x) for x in d.get('loc', []))}: {d.get('msg')}" if isinstance(d, dict)
+                             else str(d) for d in detail)[:300]
+        if isinstance(data, dict) and isinstance(data.get("message"), str):  # vLLM's ErrorResponse
+            return str(data["message"])
         return json.dumps(data, ensure_ascii=False)[:300]
     except ValueError:
         return resp.text[:300].replace("\n", " ")
