@@ -137,8 +137,11 @@ async def ajudge_file(input_path: str | Path, out: str | Path, models: Sequence[
             on_start(len(todo), len(records) - len(todo))
         stats = CallStats()
         written = 0
+        from kyokan.records import JudgedRow
+
         with JsonlAppender(out) as app:
             async for row in judge.astream(todo):
+                JudgedRow.model_validate(row)  # the writer holds itself to the record it promises
                 app.write(row)
                 written += 1
                 for k, v in row["usage"].items():

@@ -136,6 +136,8 @@ def predict_emotions(data: str | Path, model_spec: str, out_dir: str | Path, *, 
     caps = model.capabilities() if hasattr(model, "capabilities") else {}
     decodings: dict[str, int] = {}
     invalid = 0
+    from kyokan.records import Prediction
+
     with JsonlAppender(pred_path) as app:
         for s in range(0, len(todo), chunk):
             part = todo[s:s + chunk]
@@ -159,12 +161,14 @@ def predict_emotions(data: str | Path, model_spec: str, out_dir: str | Path, *, 
                 valid = valid_json_answer(res.text, p.json_schema) if p.json_schema is not None else None
                 if valid is False:
                     invalid += 1
-                row: dict[str, Any] = {"kind": "kyokan.eval.prediction", "version": 1, "id": d.id, "gold": d.emotion, "predicted": pred, "raw": res.text, "answer": raw,
-                                       "off_list": off, "lang": d.lang, "decoding": decoding, "schema_valid": valid}
+                row: dict[str, Any] = {"kind": "kyokan.eval.prediction", "version": 1, "id": d.id, "gold": d.emotion,
+                                       "predicted": pred, "raw": res.text, "answer": raw, "off_list": off,
+                                       "lang": d.lang, "decoding": decoding, "schema_valid": valid}
                 clp = getattr(res, "choice_logprobs", None)
                 if clp:
                     row["ranking"] = rank_labels(tax, d.lang, clp, top_k)
                 row["scoring"] = "probabilities" if clp else "text"
+                Prediction.model_validate(row)  # the writer holds itself to the record it promises
                 app.write(row)
                 written += 1
             if progress:

@@ -39,6 +39,16 @@ class JudgedRow(Record):
     response_chars: int | None = None
     format_reason: str | None = None
     votes: dict[str, dict[str, list[int | float | None]]] | None = None
+    #: probability-weighted (G-Eval style) score per metric, where the backend gave log-probs
+    expected_scores: dict[str, float | None] = {}
+    #: the most probable score per metric (under the same probabilities)
+    argmax_scores: dict[str, int | None] = {}
+    #: per metric: probabilities of 1..5 at the score token, their mass, expected and argmax
+    score_probs: dict[str, dict[str, Any] | None] = {}
+    #: which scoring ran for this row: probabilities, text, mixed, format_rule
+    scoring: str | None = None
+    #: how structure was obtained: grammar (local constrained decoding), response_format, free, none
+    decoding: str | None = None
     judge: dict[str, Any]
     usage: dict[str, int] = {}
 
@@ -53,6 +63,26 @@ class JudgeCell(Part):
     n: int
     unscored: int
     format_violations: int
+    #: probability-weighted scores' mean, SD and count (None where no row had log-probs)
+    expected_mean: float | None = None
+    expected_sd: float | None = None
+    expected_n: int = 0
+
+
+class JudgeScoring(Part):
+    mode: str
+    rows: dict[str, int] = {}
+
+
+class StructuredOutput(Part):
+    decoding: dict[str, int] = {}
+    structured_answers: int = 0
+    schema_invalid: int = 0
+    truncated: int = 0
+    #: a server was sent a JSON schema and answered outside it (said once, with ``message``)
+    ignored_by_server: bool = False
+    message: str | None = None
+    server_notes: list[str] = []
 
 
 @register
@@ -75,4 +105,7 @@ class JudgeSummary(Record):
     length_bias: dict[str, Any] = {}
     usage: dict[str, int] = {}
     agreement: dict[str, Any] | None = None
+    scoring: JudgeScoring | None = None
+    structured_output: StructuredOutput | None = None
+    warnings: list[str] = []
     provenance: dict[str, Any] = {}

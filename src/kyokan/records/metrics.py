@@ -109,6 +109,13 @@ class Prediction(Record):
     answer: str | None = None
     off_list: bool = False
     lang: str | None = None
+    #: how the label was obtained: grammar / choices (local), response_format, free
+    decoding: str | None = None
+    schema_valid: bool | None = None
+    #: text (the answer parsed) or probabilities (every label scored)
+    scoring: str | None = None
+    #: the top labels by probability, where the backend gave them
+    ranking: list[dict[str, Any]] = []
 
 
 @register
@@ -178,6 +185,8 @@ class LabelsSummary(Record):
     vector_cosine_skipped: str | None = None
     bootstrap: dict[str, Any] = {}
     stand_in: bool = False
+    #: how the predictions were made (eval emotions): model, decoding counts, warnings
+    prediction_run: dict[str, Any] = {}
     provenance: dict[str, Any] = {}
 
 

@@ -175,6 +175,13 @@ def emotion_table(run: RunData, opts: ReportOptions) -> Table | str:
         c.add_to(t)
         if s.unmatched:
             t.notes.append(f"{s.source}: {s.unmatched} of {s.n} answers named no label of {s.taxonomy} (counted wrong)")
+        run_info = s.prediction_run
+        if run_info.get("decoding"):
+            t.notes.append(f"{s.source}: decoding " + ", ".join(f"{k} {v}" for k, v in run_info["decoding"].items())
+                           + (f"; labels ranked by probability (top {run_info['top_k']} kept per row)"
+                              if run_info.get("top_k") and "choices" in run_info["decoding"] else ""))
+        if run_info.get("warning"):
+            t.notes.append(f"{s.source}: warning: {run_info['warning']}")
     return t
 
 
@@ -212,8 +219,43 @@ def emplifai_table4(run: RunData, opts: ReportOptions) -> list[Table] | str:
                 t.notes.append(f"{src}: " + ", ".join(f"{n} {k}" for k, n in sorted(extra.items())))
         t.notes.append("Means over dialogues; unscored answers (unparseable after re-asks) are left out, never "
                        "counted as 1; format violations carry the lowest score, as in the paper.")
+        _judge_mode_notes(t, s)
         out.append(t)
+        if any(c.expected_n for cells in s.table.values() for c in cells.values()):
+            out.append(_expected_table(f, metrics, t.key))
     return out
+
+
+def _judge_mode_notes(t: Table, s: Any) -> None:
+    """Which scoring and decoding ran, and what the judge summary warned about (said once)."""
+    if s.scoring is not None:
+        t.notes.append(f"Scoring: {s.scoring.mode} (rows: " + ", ".join(f"{k} {v}" for k, v in s.scoring.rows.items())
+                       + "); probabilities = the score written under the judge's own token probabilities, with "
+                       "the expected score over 1–5 beside it.")
+    so = s.structured_output
+    if so is not None:
+        t.notes.append("Decoding: " + (", ".join(f"{k} {v}" for k, v in so.decoding.items()) or "none")
+                       + f"; {so.schema_invalid} of {so.structured_answers} structured answers invalid under the schema"
+                       + (f", {so.truncated} cut at max_new_tokens" if so.truncated else "") + ".")
+    for w in s.warnings:
+        t.notes.append(f"Warning: {w}")
+
+
+def _expected_table(f: Found[Any], metrics: list[str], key: str) -> Table:
+    """EmplifAI Table 4 with probability-weighted (G-Eval style) scores: per cell the mean over
+    dialogues of each dialogue's expected score under the judge's token probabilities."""
+    s = f.record
+    t = Table(key + "_expected", "LLM-as-a-Judge, probability-weighted scores (mean expected score, 1–5)",
+              ["Source of dialogues", *[JUDGE_LABELS.get(m, m) for m in metrics]],
+              caption="Expected score = Σ k·P(k) over 1–5 at the token where the judge wrote its score.")
+    for src in sorted(s.table):
+        c = Cells()
+        c.label(src)
+        for m in metrics:
+            v, tr = bound(s, f.file, f"table.{src}.{m}.expected_mean")
+            c.value(fmt_num(v), tr)
+        c.add_to(t)
+    return t
 
 
 # --- EmplifAI Table 5: judge vs human -----------------------------------------------------
