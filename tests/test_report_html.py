@@ -169,5 +169,5 @@ def test_japanese_plots_need_no_system_font(monkeypatch: pytest.MonkeyPatch) -> 
     ax.set_title("共感 喜び 悲しみ 不安")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        png = plots._png(fig)
+        png = plots.figure_png(fig)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"

@@ -293,7 +293,7 @@ def sweep_figure(plan: SweepPlan, c: Collected) -> bytes | str:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from kyokan.report.plots import _png
+    from kyokan.report.plots import figure_png
 
     xk = _x_key(plan, c)
     if xk is None:
@@ -337,7 +337,7 @@ def sweep_figure(plan: SweepPlan, c: Collected) -> bytes | str:
         axes[k // cols][k % cols].axis("off")
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"Metrics vs {xk} (mean ± SD over seeds; dots: single seeds)")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def stability_metric(plan: SweepPlan, c: Collected) -> str | None:
@@ -353,7 +353,7 @@ def stability_figure(plan: SweepPlan, c: Collected) -> bytes | str:
     """EmPO Figure 3: per config and system, every seed's value (the spread is the stability)."""
     import matplotlib.pyplot as plt
 
-    from kyokan.report.plots import _png
+    from kyokan.report.plots import figure_png
 
     m = stability_metric(plan, c)
     if m is None:
@@ -387,7 +387,7 @@ def stability_figure(plan: SweepPlan, c: Collected) -> bytes | str:
     ax.set_ylabel(m)
     ax.set_title(f"Spread of {m} over seeds per config (smaller = more stable)")
     ax.legend(fontsize=7)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def runs_table(plan: SweepPlan, c: Collected) -> Table:
@@ -412,7 +412,7 @@ def aggregate(plan: SweepPlan) -> dict[str, Any]:
     """Write ``OUT/aggregate/``: ``sweep.html``, ``tables/*.csv|md``, ``aggregate.json``."""
     import html as _html
 
-    from kyokan.report.html import CSS, _img
+    from kyokan.report.html import CSS, img_tag
     from kyokan.report.plots import setup_matplotlib
 
     c = collect(plan)
@@ -452,7 +452,7 @@ def aggregate(plan: SweepPlan) -> dict[str, Any]:
             with atomic_open(out / f"{key}.png", "wb", encoding=None) as f:
                 f.write(png)
             fig_files.append(str(out / f"{key}.png"))
-            body.append(f"<figure>{_img(png, title)}</figure>")
+            body.append(f"<figure>{img_tag(png, title)}</figure>")
     doc = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
            f"<title>kyokan sweep — {e(plan.sweep.name or plan.base.run.name)}</title><style>{CSS}</style></head><body>"
            + "".join(body) + "</body></html>")

@@ -40,7 +40,8 @@ def _e(s: Any) -> str:
     return html.escape(str(s))
 
 
-def _img(png: bytes, alt: str) -> str:
+def img_tag(png: bytes, alt: str) -> str:
+    """An <img> element embedding PNG bytes (reports are single self-contained files)."""
     return f'<img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
 
 
@@ -218,7 +219,7 @@ def build_report(run_dir: str | Path, output: str | Path, tables_dir: str | Path
             missing[title_] = png
             body.append(f"<p class='missing'>Not available: {_e(png)}</p>")
         else:
-            body.append(f"<figure>{_img(png, title_)}</figure>")
+            body.append(f"<figure>{img_tag(png, title_)}</figure>")
             built.append(title_)
     if run.problems:
         for p in run.problems:

@@ -46,7 +46,8 @@ def setup_matplotlib() -> str | None:
     return cjk
 
 
-def _png(fig: Any) -> bytes:
+def figure_png(fig: Any) -> bytes:
+    """Render a matplotlib figure to PNG bytes and close it (shared by the report and sweep pages)."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
@@ -91,7 +92,7 @@ def judge_bars(run: RunData) -> bytes | str:
     ax.set_ylabel("mean judge score (± SD)")
     ax.set_title(f"Judge metrics per source model — {', '.join(s.judges)}")
     ax.legend(fontsize=8, ncol=min(4, len(sources)))
-    return _png(fig)
+    return figure_png(fig)
 
 
 def score_distributions(run: RunData) -> bytes | str:
@@ -112,7 +113,7 @@ def score_distributions(run: RunData) -> bytes | str:
         ax.set_xticks([1, 2, 3, 4, 5])
     axes[0].legend(fontsize=7)
     fig.suptitle("Distribution of judge scores")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def confusion_plot(run: RunData) -> bytes | str:
@@ -141,7 +142,7 @@ def confusion_plot(run: RunData) -> bytes | str:
     ax.set_ylabel("target emotion")
     ax.set_title(f"Emotion confusion matrix — {f.record.source}")
     fig.colorbar(im, ax=ax, fraction=0.04)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _ja_names(taxonomy: str) -> dict[str, str]:
@@ -173,7 +174,7 @@ def length_vs_score(run: RunData) -> bytes | str:
     ax.set_ylabel("mean judge score over metrics")
     ax.set_title("Length vs judge score")
     ax.legend(fontsize=8)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def human_vs_judge(run: RunData) -> bytes | str:
@@ -204,7 +205,7 @@ def human_vs_judge(run: RunData) -> bytes | str:
         ax.set_xlabel("judge (jittered)", fontsize=8)
         ax.set_ylabel("human mean", fontsize=8)
     fig.suptitle("Human vs judge per item")
-    return _png(fig)
+    return figure_png(fig)
 
 
 PLOTS: list[tuple[str, Callable[[RunData], bytes | str]]] = [
