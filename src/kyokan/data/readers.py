@@ -35,6 +35,8 @@ class RawRecord:
 
 def detect_format(path: str | Path) -> str:
     p = Path(path)
+    if not p.exists():
+        raise InputError.at(str(p), None, None, "no such file or folder")
     if p.is_dir():
         if (p / "dataset_info.json").exists() or (p / "state.json").exists() or (p / "dataset_dict.json").exists():
             return "hf"
