@@ -30,8 +30,13 @@ JAPANESE_TASKS = ("ja_leaderboard_jcommonsenseqa", "ja_leaderboard_jnli", "ja_le
 
 
 def resolve_model_path(spec: str) -> str:
+    from kyokan.paths import looks_like_path
+
     if spec.startswith("hf:"):
-        return spec[3:]
+        target = spec[3:]
+        if looks_like_path(target) and not Path(target).expanduser().exists():
+            raise KyokanError(f"model {spec!r}: no such folder")
+        return target
     if Path(spec).exists():
         return spec
     try:
