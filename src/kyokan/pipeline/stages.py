@@ -16,7 +16,6 @@ from kyokan.errors import KyokanError
 from kyokan.pipeline.runner import StageContext, stage
 
 
-
 def demo_config_path() -> Path:
     return Path(str(resources.files("kyokan.pipeline") / "examples" / "demo.toml"))
 
