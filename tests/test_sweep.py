@@ -85,7 +85,7 @@ def test_expand_plan_and_dry_run(tmp_path: Path, cli: Any) -> None:
 
 def test_sweep_config_errors(tmp_path: Path, cli: Any) -> None:
     r = cli("sweep", _write(tmp_path, DATA_SWEEP.replace("sample.n = [4, 6]", "sample.nn = [4, 6]"), "a.toml"), "--dry-run")
-    assert r.code == 2 and "sample.nn: unknown key (sweep point" in r.stderr and "Traceback" not in r.stderr
+    assert r.code == 2 and "sample.nn: unknown key (did you mean 'n'?) (sweep point" in r.stderr and "Traceback" not in r.stderr
     r = cli("sweep", _write(tmp_path, DATA_SWEEP.replace("sample.n = [4, 6]", "sample.n = 4"), "b.toml"), "--dry-run")
     assert r.code == 2 and "sweep.grid.sample.n: expected a non-empty list" in r.stderr
     tiny = DATA_SWEEP + '[sft]\nmodel = "x"\n'

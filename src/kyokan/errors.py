@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -36,3 +37,12 @@ class InputError(KyokanError):
     @classmethod
     def at(cls, path: str, line: int | None, field: str | None, message: str) -> InputError:
         return cls(Problem(str(path), line, field, message))
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to a mistyped ``word``, else ``""``:
+    the one suggestion helper for unknown keys, flags and names."""
+    import difflib
+
+    close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

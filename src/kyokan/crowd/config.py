@@ -134,10 +134,18 @@ class CrowdConfig:
         """Set one field from a CLI string (``pay.dialogue=60``, ``rejection_cap=0.3``)."""
         import json
 
+        from kyokan.errors import did_you_mean
+
         head, _, sub = key.partition(".")
         known = {f.name: f for f in fields(self)}
+        dotted = [f"{n}.{k}" for n in known if isinstance(getattr(self, n), dict) for k in getattr(self, n)]
         if head not in known:
-            raise KyokanError(f"config: unknown key {head!r} (known: {', '.join(sorted(known))})")
+            raise KyokanError(f"config: unknown key {key!r}{did_you_mean(key, [*known, *dotted])} "
+                              f"(known: {', '.join(sorted(known))})")
+        cur0 = getattr(self, head)
+        if sub and isinstance(cur0, dict) and sub not in cur0:
+            raise KyokanError(f"config: unknown key {key!r}{did_you_mean(key, dotted)} "
+                              f"({head} has {', '.join(sorted(cur0))})")
         try:
             parsed = json.loads(value)
         except json.JSONDecodeError:

@@ -80,17 +80,21 @@ def write_parquet(path: str | Path, dialogues: Iterable[Dialogue | dict[str, Any
     n = 0
     with atomic_open(path, "wb", encoding=None) as f:
         writer = pq.ParquetWriter(f, schema)
-        buf: list[dict[str, Any]] = []
-        for r in _table_rows(dialogues):
-            buf.append(r)
-            if len(buf) >= batch:
+        try:
+            buf: list[dict[str, Any]] = []
+            for r in _table_rows(dialogues):
+                buf.append(r)
+                if len(buf) >= batch:
+                    writer.write_table(pa.Table.from_pylist(buf, schema=schema))
+                    n += len(buf)
+                    buf = []
+            if buf or n == 0:
                 writer.write_table(pa.Table.from_pylist(buf, schema=schema))
                 n += len(buf)
-                buf = []
-        if buf or n == 0:
-            writer.write_table(pa.Table.from_pylist(buf, schema=schema))
-            n += len(buf)
-        writer.close()
+        finally:
+            # closed here, while its file is open: on an input error the writer would otherwise be
+            # closed by the garbage collector after the temp file is gone ("Exception ignored in ...")
+            writer.close()
     return n
 
 

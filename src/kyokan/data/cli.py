@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ def validate_cmd(
     allow_unlabelled: bool = typer.Option(None, "--allow-unlabelled/--no-allow-unlabelled",
                                           help="Accept emotion: null (default: only for KokoroChat)."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Write valid records to -o and the rest to a rejects file."),
-    output: Path = typer.Option(None, "-o", "--output", help="With --skip-invalid: where valid records go (.jsonl/.parquet/folder)."),
+    output: Path = typer.Option(None, "-o", "--output", help="Write the records here (.jsonl/.parquet/folder), normalised: only when all are valid, or the valid ones with --skip-invalid."),
     max_problems: int = typer.Option(50, "--max-problems", help="How many problems to print."),
     json_: bool = typer.Option(False, "--json", help="Print a machine-readable summary on stdout."),
 ) -> None:
@@ -54,7 +55,7 @@ def validate_cmd(
     def valid_records() -> Any:
         nonlocal shown, total_problems, valid, invalid
         for c in iter_checked(str(path), fmt=fmt, taxonomy=taxonomy, allow_unlabelled=allow_unlabelled,
-                              normalize=skip_invalid):
+                              normalize=output is not None):
             if c.record is not None:
                 valid += 1
                 yield c.record
@@ -69,12 +70,24 @@ def validate_cmd(
                 rejects.write({"path": c.path, "line": c.line, "problems": [str(p) for p in c.problems],
                                "record": c.raw})
 
+    class _Invalid(Exception):
+        pass
+
+    def all_or_nothing() -> Any:
+        yield from valid_records()
+        if invalid:
+            raise _Invalid  # inside the writer: its temp file is discarded, -o is not written
+
     if skip_invalid and output is not None:
         try:
             write_dialogues(output, valid_records())
         finally:
             if rejects is not None:
                 rejects.close()
+    elif output is not None:
+        # -o without --skip-invalid: the normalised records go to -o only when every one is valid
+        with contextlib.suppress(_Invalid):
+            write_dialogues(output, all_or_nothing())
     else:
         for _ in valid_records():
             pass
@@ -83,6 +96,8 @@ def validate_cmd(
     summary = {"path": str(path), "valid": valid, "invalid": invalid, "problems": total_problems}
     if skip_invalid:
         summary.update({"output": str(output), "rejects": str(rejects_path)})
+    elif output is not None:
+        summary["output"] = None if invalid else str(output)
     if json_:
         print_json(summary)
     if invalid:
@@ -90,10 +105,12 @@ def validate_cmd(
         if skip_invalid:
             err.print(f"{msg}; valid ones written to {output}, rejects with reasons to {rejects_path}", markup=False)
             return
+        if output is not None:
+            msg += f"; {output} not written (--skip-invalid writes the valid ones and a rejects file)"
         err.print(msg, markup=False)
         raise typer.Exit(2)
     if not json_:
-        out.print(f"{path}: {valid} valid dialogues")
+        out.print(f"{path}: {valid} valid dialogues" + (f" → {output}" if output is not None else ""))
 
 
 def _rejects_path(output: Path) -> Path:

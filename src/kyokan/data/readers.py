@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +34,17 @@ class RawRecord:
     error: Problem | None = None  # set when the line itself could not be parsed
 
 
+def local_path(path: str | Path) -> Path:
+    """The file behind a dataset spec: a path, or ``bundled:NAME`` (kyokan.paths)."""
+    from kyokan.paths import is_bundled, resolve_data_spec
+
+    return resolve_data_spec(path) if is_bundled(path) else Path(path)
+
+
 def detect_format(path: str | Path) -> str:
-    p = Path(path)
+    p = local_path(path)
+    if not p.exists():
+        raise InputError.at(str(p), None, None, "no such file or folder")
     if p.is_dir():
         if (p / "dataset_info.json").exists() or (p / "state.json").exists() or (p / "dataset_dict.json").exists():
             return "hf"
@@ -195,8 +205,11 @@ def csv_rows(path: str | Path) -> Iterator[tuple[int, dict[str, str] | None, Pro
     except StopIteration:
         raise InputError.at(p, None, None, "file is empty") from None
     header = [h.strip() for h in header]
+    last = reader.line_num
     for row in reader:
-        n = reader.line_num
+        # a record starts on the line after the previous one ended (quoted cells may span lines):
+        # problems point at its first line, where a user looks for it
+        n, last = last + 1, reader.line_num
         if not row or all(not c.strip() for c in row):
             continue
         if len(row) != len(header):
@@ -457,12 +470,57 @@ DEFAULT_TAXONOMY = {"ed": "ed32"}
 
 
 def read_raw(path: str | Path, fmt: str | None = None) -> Iterator[RawRecord]:
-    p = Path(path)
+    p = local_path(path)
     if not p.exists():
         raise InputError.at(str(p), None, None, "no such file or folder")
     fmt = fmt or detect_format(p)
     if fmt not in READERS:
-        raise InputError.at(str(p), None, None, f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
+        from kyokan.errors import did_you_mean
+
+        raise InputError.at(str(p), None, None, f"unknown format {fmt!r}{did_you_mean(fmt, FORMATS)}; one of {', '.join(FORMATS)}")
+    _check_layout(p, fmt)
     return READERS[fmt](p)
+
+
+_HEADER_FIELD = re.compile(r'^"?[A-Za-z_][A-Za-z0-9_ ]*"?$')
+
+
+def _first_line(p: Path) -> tuple[int, str] | None:
+    """The first non-blank line of a text file (number, text), from its first 64 KB."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(65536)
+    except OSError:
+        return None
+    for n, raw in enumerate(head.lstrip(b"\xef\xbb\xbf").split(b"\n"), 1):
+        text = raw.decode("utf-8", "replace").strip()
+        if text:
+            return n, text
+    return None
+
+
+def _check_layout(p: Path, fmt: str) -> None:
+    """A file whose content is another layout than its name (or --format) says: one line naming the
+    layout it looks like and the --format to give, instead of one problem per record."""
+    if fmt not in ("jsonl", "csv", "ed") or not p.is_file():
+        return
+    first = _first_line(p)
+    if first is None:
+        return
+    n, line = first
+    looks: tuple[str, str] | None = None
+    if fmt in ("csv", "ed") and line.startswith("{"):
+        looks = ("JSONL (a JSON object per line)", "jsonl")
+    elif fmt in ("csv", "ed") and line.startswith("["):
+        looks = ("a JSON array", "json")
+    elif fmt == "jsonl" and not line.startswith(("{", "[")):
+        if line.lower().startswith("conv_id,utterance_idx"):
+            looks = ("an EmpatheticDialogues CSV (conv_id,utterance_idx,... header)", "ed")
+        elif line.count(",") >= 1 and all(_HEADER_FIELD.match(c.strip()) for c in line.split(",")):
+            looks = ("CSV (a header line)", "csv")
+    if looks is not None:
+        what, flag = looks
+        expected = {"jsonl": "JSONL", "csv": "kyokan CSV", "ed": "an EmpatheticDialogues CSV"}[fmt]
+        raise InputError.at(str(p), n, None, f"looks like {what}, not {expected}; give --format {flag}")
 
 

@@ -14,8 +14,8 @@ BUNDLED = {
 def sample_path(name: str = "ja") -> Path:
     """Path of a bundled sample: ``ja`` (EmplifAI-style Japanese, 28 labels) or ``ed-en``
     (English in the EmpatheticDialogues CSV layout)."""
-    from kyokan.errors import KyokanError
+    from kyokan.errors import KyokanError, did_you_mean
 
     if name not in BUNDLED:
-        raise KyokanError(f"unknown bundled sample {name!r}; one of {', '.join(BUNDLED)}")
+        raise KyokanError(f"unknown bundled sample {name!r}{did_you_mean(name, BUNDLED)}; one of {', '.join(BUNDLED)}")
     return Path(str(resources.files("kyokan.data") / "samples" / BUNDLED[name]))

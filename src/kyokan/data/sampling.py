@@ -68,12 +68,24 @@ def sample_pairs(records: Iterable[dict[str, Any]], n: int, seed: int, *, strati
     return out, report
 
 
+def check_ratios(vals: Sequence[float], what: str = "--ratios") -> tuple[float, float, float]:
+    """Three non-negative train,dev,test shares that sum to 1 (within 1e-6): a sum of 1.2 is a typo,
+    not something to rescale silently."""
+    v = [float(x) for x in vals]
+    if len(v) != 3 or any(x < 0 for x in v):
+        raise KyokanError(f"{what} needs three non-negative numbers for train,dev,test; got {list(vals)!r}")
+    total = sum(v)
+    if abs(total - 1.0) > 1e-6:
+        raise KyokanError(f"{what} {','.join(f'{x:g}' for x in v)} sums to {total:.6g}, not 1")
+    return v[0], v[1], v[2]
+
+
 def parse_ratios(text: str | Sequence[float]) -> tuple[float, float, float]:
-    vals = [float(x) for x in (text.split(",") if isinstance(text, str) else text)]
-    if len(vals) != 3 or any(v < 0 for v in vals) or sum(vals) <= 0:
-        raise KyokanError(f"--ratios needs three non-negative numbers for train,dev,test; got {text!r}")
-    s = sum(vals)
-    return vals[0] / s, vals[1] / s, vals[2] / s
+    try:
+        vals = [float(x) for x in (text.split(",") if isinstance(text, str) else text)]
+    except ValueError:
+        raise KyokanError(f"--ratios needs three numbers for train,dev,test; got {text!r}") from None
+    return check_ratios(vals)
 
 
 SPLITS = ("train", "dev", "test")

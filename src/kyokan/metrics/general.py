@@ -30,8 +30,13 @@ JAPANESE_TASKS = ("ja_leaderboard_jcommonsenseqa", "ja_leaderboard_jnli", "ja_le
 
 
 def resolve_model_path(spec: str) -> str:
+    from kyokan.paths import looks_like_path
+
     if spec.startswith("hf:"):
-        return spec[3:]
+        target = spec[3:]
+        if looks_like_path(target) and not Path(target).expanduser().exists():
+            raise KyokanError(f"model {spec!r}: no such folder")
+        return target
     if Path(spec).exists():
         return spec
     try:
@@ -42,6 +47,32 @@ def resolve_model_path(spec: str) -> str:
         return str(ensure_local(spec))
     raise KyokanError(f"model {spec!r}: expected hf:PATH, a local folder or a packaged model name "
                       f"({', '.join(PACKAGED)}); lm-eval needs local weights")
+
+
+def load_tasks(tm: Any, tasks: Sequence[str]) -> list[Any]:
+    """Build each lm-eval task (which loads its dataset), naming the task whose data is missing:
+    offline, a hub dataset that was never cached raises ``ConnectionError`` deep inside ``datasets``."""
+    import re
+
+    built: list[Any] = []
+    for name in tasks:
+        try:
+            d = tm.load([name])
+        except (ConnectionError, FileNotFoundError) as e:
+            m = re.search(r"reach '([^']+)'", str(e))
+            where = f" (dataset {m.group(1)})" if m else ""
+            raise KyokanError(
+                f"--tasks {name}: its data{where} could not be loaded: {str(e).splitlines()[0]}. Run once with "
+                "network access (HF_DATASETS_OFFLINE/HF_HUB_OFFLINE unset) to cache it, or give --include-path "
+                "with a task YAML whose dataset_path is a local folder") from None
+        except Exception as e:
+            if type(e).__name__ in ("DatasetNotFoundError", "DataFilesNotFoundError", "OfflineModeIsEnabled"):
+                raise KyokanError(f"--tasks {name}: its data could not be loaded: {e}") from None
+            raise
+        obj = d["groups"].get(name) or d["tasks"].get(name)
+        # a tag expands to several tasks: hand lm-eval the name again (it loads them from the cache)
+        built.append(obj if obj is not None else name)
+    return built
 
 
 def _jsonable(obj: Any) -> Any:
@@ -69,7 +100,8 @@ def evaluate_general(model: str, tasks: Sequence[str], out_dir: str | Path, *, a
     if fewshot_as_multiturn is None:
         fewshot_as_multiturn = bool(apply_chat_template and num_fewshot)
     t0 = time.time()
-    res = lm_eval.simple_evaluate(model="hf", model_args=model_args, tasks=list(tasks), num_fewshot=num_fewshot,
+    loaded = load_tasks(tm, tasks)  # before the model: missing data fails in seconds, not after loading weights
+    res = lm_eval.simple_evaluate(model="hf", model_args=model_args, tasks=loaded, num_fewshot=num_fewshot,
                                   batch_size=batch_size, device=device, limit=limit, log_samples=False,
                                   apply_chat_template=apply_chat_template, fewshot_as_multiturn=fewshot_as_multiturn,
                                   system_instruction=system_instruction, task_manager=tm, random_seed=seed,

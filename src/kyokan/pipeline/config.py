@@ -6,7 +6,6 @@ Errors name the config key and its line in the file (``demo.toml:14: train.sft.l
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,6 +51,13 @@ class DataSection(_Section):
 class SplitSection(_Section):
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     seed: int | None = None
+
+    @field_validator("ratios")
+    @classmethod
+    def _sum_to_one(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(x < 0 for x in v) or abs(sum(v) - 1.0) > 1e-6:
+            raise ValueError(f"{', '.join(f'{x:g}' for x in v)} must be non-negative and sum to 1 (they sum to {sum(v):.6g})")
+        return v
 
 
 class SampleSection(_Section):
@@ -250,17 +256,52 @@ def _key_line(text: str, loc: tuple[str | int, ...]) -> int | None:
     return None
 
 
+def _fields_at(loc: tuple[str | int, ...]) -> list[str]:
+    """The field names of the config table at ``loc`` (for "did you mean")."""
+    model: Any = RunConfig
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        f = getattr(model, "model_fields", {}).get(part)
+        if f is None:
+            return []
+        ann = f.annotation
+        model = next((a for a in (ann, *getattr(ann, "__args__", ())) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return list(getattr(model, "model_fields", {})) if model is not None else []
+
+
+#: values that may name a local file or folder (model specs, a rubric file): resolved against the
+#: config file's folder when that path exists (kyokan.paths.in_config_dir)
+MAYBE_PATHS = (("prefs", "model"), ("sft", "model"), ("dpo", "model"), ("generate", "model"),
+               ("eval_emotions", "model"), ("judge", "model"), ("judge", "rubric"))
+
+
+def _resolve_paths(raw: dict[str, Any], path: Path) -> None:
+    """Apply the one path rule (kyokan.paths) to what the file wrote: ``run.out`` relative to the
+    config file; model specs and rubric files when they are paths. ``data.path`` is resolved where it
+    is read (resolve_data_path), so the stage fingerprints keep the value as written."""
+    from kyokan.paths import in_config_dir
+
+    run = raw.get("run")
+    if isinstance(run, dict) and isinstance(run.get("out"), str):
+        run["out"] = in_config_dir(run["out"], path)
+    for sec, key in MAYBE_PATHS:
+        t = raw.get(sec)
+        if isinstance(t, dict) and isinstance(t.get(key), str):
+            t[key] = in_config_dir(t[key], path, maybe=True)
+    gen = raw.get("generate")
+    if isinstance(gen, dict) and isinstance(gen.get("systems"), list):
+        gen["systems"] = [in_config_dir(v, path, maybe=True) if isinstance(v, str) and v not in ("base", "sft", "dpo")
+                          else v for v in gen["systems"]]
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    from kyokan.errors import did_you_mean
+    from kyokan.paths import load_toml
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except OSError as e:
-        raise InputError.at(str(p), None, None, f"cannot read config: {e.strerror}") from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        m = re.search(r"line (\d+)", str(e))
-        raise InputError.at(str(p), int(m.group(1)) if m else None, None, f"not valid TOML: {e}") from None
+    raw, text = load_toml(p)
+    _resolve_paths(raw, p)
     for k, v in (overrides or {}).items():
         cur = raw
         parts = k.split(".")
@@ -276,7 +317,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
             key = ".".join(str(x) for x in loc)
             msg = err["msg"]
             if err["type"] == "extra_forbidden":
-                msg = "unknown key"
+                msg = "unknown key" + did_you_mean(str(loc[-1]), _fields_at(loc[:-1]))
             elif err["type"] == "missing":
                 msg = "missing"
             problems.append(Problem(str(p), _key_line(text, loc), key, msg))

@@ -247,6 +247,35 @@ class Runner:
 
     def run(self, *, from_stage: str | None = None, only: str | None = None,
             console: Any = None) -> dict[str, dict[str, Any]]:
+        _quiet_libraries()
+        plan = self.plan(from_stage, only)
+        forced = set(plan[plan.index(from_stage):]) if from_stage else ({only} if only else set())
+        if forced and self.store is not None:
+            raise KyokanError("--from/--only cannot force a stage that other runs share; change its settings instead")
+        if "validate" in plan:
+            # inputs before outputs: a missing data file must not leave a run folder behind
+            from kyokan.pipeline.stages import resolve_data_path
+
+            resolve_data_path(self.cfg.data.path, self.config_path)
+        fresh = not self.run_dir.exists()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        results: dict[str, dict[str, Any]] = {}
+        try:
+            self._run_plan(plan, forced, results, console)
+        except KyokanError:
+            if fresh and self.store is None and not results:
+                # bad input in the first stage (e.g. invalid records): nothing of this run exists yet
+                import shutil
+
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+            raise
+        return results
+
+    def _write_config(self) -> None:
+        write_json(self.run_dir / "config.json", {"config_path": str(self.config_path),
+                                                  "config": self.cfg.model_dump(mode="json")})
+
+    def _run_plan(self, plan: list[str], forced: set[str], results: dict[str, dict[str, Any]], console: Any) -> None:
         from rich.progress import (
             BarColumn,
             Progress,
@@ -255,15 +284,6 @@ class Runner:
             TimeElapsedColumn,
         )
 
-        _quiet_libraries()
-        plan = self.plan(from_stage, only)
-        forced = set(plan[plan.index(from_stage):]) if from_stage else ({only} if only else set())
-        if forced and self.store is not None:
-            raise KyokanError("--from/--only cannot force a stage that other runs share; change its settings instead")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(self.run_dir / "config.json", {"config_path": str(self.config_path),
-                                                  "config": self.cfg.model_dump(mode="json")})
-        results: dict[str, dict[str, Any]] = {}
         with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
                       console=console, transient=False) as prog:
             overall = prog.add_task(f"run {self.cfg.run.name}", total=len(plan))
@@ -283,8 +303,9 @@ class Runner:
                     # find it complete (cached) or take over a killed attempt (resume)
                     with file_lock(d.with_name(d.name + ".lock")):
                         results[name] = self._run_stage(spec, fp, d, False, prog)
+                if len(results) == 1:
+                    self._write_config()  # after the first stage: its inputs were good
                 prog.advance(overall)
-        return results
 
     def _run_stage(self, spec: StageSpec, fp: str, d: Path, forced: bool, prog: Any) -> dict[str, Any]:
         from kyokan.records import StageProvenance, StageState, write_record

@@ -15,21 +15,18 @@ from typing import Any
 from kyokan.errors import KyokanError
 from kyokan.pipeline.runner import StageContext, stage
 
-BUNDLED_PREFIX = "bundled:"
-
 
 def demo_config_path() -> Path:
     return Path(str(resources.files("kyokan.pipeline") / "examples" / "demo.toml"))
 
 
 def resolve_data_path(path: str, config_path: Path) -> Path:
-    if path.startswith(BUNDLED_PREFIX):
-        from kyokan.data import sample_path
+    """``data.path`` of a run config: ``bundled:NAME`` or a path relative to the config file."""
+    from kyokan.paths import in_config_dir, is_bundled, resolve_data_spec
 
-        return sample_path(path[len(BUNDLED_PREFIX):])
-    p = Path(path).expanduser()
-    if not p.is_absolute():
-        p = (config_path.parent / p).resolve()
+    if is_bundled(path):
+        return resolve_data_spec(path, what=f"{config_path}: data.path")
+    p = Path(in_config_dir(path, config_path))
     if not p.exists():
         raise KyokanError(f"{config_path}: data.path: {p} does not exist")
     return p

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kyokan.errors import KyokanError
+from kyokan.paths import BUNDLED_PREFIX
 
 Stage = Literal["sft", "dpo"]
 
@@ -109,6 +110,8 @@ def preset(name: str, stage: str) -> dict[str, Any]:
 
 
 def _normalise(d: dict[str, Any], where: str) -> dict[str, Any]:
+    from kyokan.errors import did_you_mean
+
     out: dict[str, Any] = {}
     for k, v in d.items():
         if k == "lora" and isinstance(v, dict):  # [lora] table: r, alpha, dropout, target_modules
@@ -117,24 +120,27 @@ def _normalise(d: dict[str, Any], where: str) -> dict[str, Any]:
             continue
         key = ALIASES.get(k, k).replace("-", "_")
         if key not in FIELD_NAMES:
-            import difflib
-
-            close = difflib.get_close_matches(key, sorted(FIELD_NAMES), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise KyokanError(f"{where}: unknown setting {k!r}{hint}")
+            raise KyokanError(f"{where}: unknown setting {k!r}{did_you_mean(key, FIELD_NAMES | set(ALIASES))}")
         out[key] = v
     return out
 
 
+#: settings that name a file or folder: in a config file, relative to that file (kyokan.paths)
+PATH_KEYS = ("data", "pairs", "sft", "output")
+#: settings that may name a file or folder, or something else (a packaged model, a hub id, "gemma")
+MAYBE_PATH_KEYS = ("model", "chat_template")
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise KyokanError(f"{p}: cannot read config: {e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise KyokanError(f"{p}: not valid TOML: {e}") from None
-    return _normalise(data, str(p))
+    """The settings of a TOML config file; its relative paths are relative to the file."""
+    from kyokan.paths import in_config_dir, load_toml
+
+    data, _ = load_toml(path)
+    vals = _normalise(data, str(path))
+    for k in PATH_KEYS + MAYBE_PATH_KEYS:
+        if isinstance(vals.get(k), str):
+            vals[k] = in_config_dir(vals[k], path, maybe=k in MAYBE_PATH_KEYS)
+    return vals
 
 
 def resolve(stage: str, *, config: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainSettings:
@@ -158,20 +164,12 @@ def resolve(stage: str, *, config: str | Path | None = None, overrides: dict[str
     return s
 
 
-BUNDLED_PREFIX = "bundled:"
-
-
 def data_path(spec: str, flag: str = "--data") -> Path:
     """The file behind a ``--data``/``--pairs`` value: a path, or ``bundled:ja`` / ``bundled:ed-en``
     (the samples shipped with kyokan, as in run configs). A missing file is a user error."""
-    if spec.startswith(BUNDLED_PREFIX):
-        from kyokan.data import sample_path
+    from kyokan.paths import resolve_data_spec
 
-        return sample_path(spec[len(BUNDLED_PREFIX):])
-    p = Path(spec).expanduser()
-    if not p.exists():
-        raise KyokanError(f"{flag} {spec}: no such file or folder")
-    return p
+    return resolve_data_spec(spec, what=flag)
 
 
 def _check(s: TrainSettings) -> None:

@@ -36,6 +36,10 @@ def resolve_model_path(spec: str) -> tuple[Path, dict[str, Any]]:
         return p.resolve(), {"spec": spec, "kind": "local", "path": str(p.resolve())}
     if p.exists():
         raise KyokanError(f"{p}: a model must be a folder (config.json + weights)")
+    from kyokan.paths import looks_like_path
+
+    if looks_like_path(s):
+        raise KyokanError(f"model {spec!r}: no such folder")
     try:
         from huggingface_hub import snapshot_download
 

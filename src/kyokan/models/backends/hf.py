@@ -424,4 +424,8 @@ def make_hf(spec: str, target: str, *, base_url: str | None = None, api_key: str
     """Local transformers model: ``hf:<hub id or path>`` (+ ``adapter=`` LoRA folder)."""
     if base_url:
         raise ModelError("hf: models run locally; --base-url is for openai: specs")
-    return HFChatModel(target, adapter=adapter, **kw)
+    from kyokan.paths import looks_like_path
+
+    if looks_like_path(target) and not Path(target).expanduser().exists():
+        raise ModelError(f"{spec}: no such folder {target!r}")
+    return HFChatModel(str(Path(target).expanduser()) if looks_like_path(target) else target, adapter=adapter, **kw)
