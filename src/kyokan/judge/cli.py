@@ -72,8 +72,7 @@ def judge_cmd(
     Example: kyokan judge sft.jsonl --against base.jsonl --pair-key situation_id -o pairs.jsonl --model qwen --base-url http://localhost:8000/v1
     Example: kyokan judge generated.jsonl -o judged.jsonl --model smollm2-135m --all-in-one --lang en
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from kyokan.console import RowProgress
     from kyokan.judge.engine import AGGREGATES, JudgeConfig
     from kyokan.judge.rubric import get_rubric
     from kyokan.judge.runner import cache_path_for, summary_path_for
@@ -102,18 +101,16 @@ def judge_cmd(
                          **_local_options(sp, batch_size, threads)) for sp in specs]
     unfinished = 0
 
-    with Progress(TextColumn("[bold]judging[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.description}"), console=err, transient=True, disable=json_) as prog:
-        task = prog.add_task("", total=None)
+    with RowProgress("judge", unit="dialogues", disable=json_) as prog:
 
         def on_start(todo: int, skipped: int) -> None:
-            prog.update(task, total=todo, description=f"({skipped} already done)" if skipped else "")
+            prog.start(todo, f"{skipped} already done" if skipped else "")
 
         def on_row(row: dict[str, Any]) -> None:
             nonlocal unfinished
             if row.get("status") in ("unscored", "partial"):
                 unfinished += 1
-            prog.advance(task)
+            prog.advance(1, f"unscored/partial {unfinished}" if unfinished else "")
 
         if against is not None:
             from kyokan.judge.pairwise import judge_pairs_file

@@ -102,18 +102,18 @@ def emotions_cmd(
     Example: kyokan eval emotions dialogues.jsonl --model qwen --base-url http://localhost:8000/v1 --no-structured -o runs/emo
     """
     _offline_env()
-    from rich.progress import Progress
-
+    from kyokan.console import RowProgress
     from kyokan.metrics.emotions import predict_emotions
     from kyokan.metrics.labels import read_predictions, score_labels
     from kyokan.taxonomy import get_taxonomy
 
     tax = get_taxonomy(taxonomy) if taxonomy else get_taxonomy()
-    with Progress(console=err, transient=True) as prog:
-        task = prog.add_task("predicting", total=None)
+    with RowProgress("eval emotions", unit="dialogues") as prog:
 
         def progress(done: int, total: int) -> None:
-            prog.update(task, completed=done, total=total)
+            if prog.total is None:
+                prog.start(total)
+            prog.update(done, total)
 
         from kyokan.judge.cli import resolve_spec
 

