@@ -114,3 +114,31 @@ def no_tqdm(*modules: Any) -> Iterator[None]:
     finally:
         for m, orig in saved:
             m.tqdm = orig
+
+
+def quiet_lm_eval_git() -> None:
+    """lm-eval records the git commit of the current folder by running ``git describe`` with its
+    stderr on the terminal: outside a repository the user sees ``fatal: not a git repository``.
+    Make that call the same one with stderr discarded (lm-eval has no switch for it). Idempotent;
+    the recorded ``git_hash`` is unchanged."""
+    import subprocess
+
+    try:
+        import lm_eval.evaluator as ev
+        import lm_eval.loggers.utils as lu
+    except ImportError:
+        return
+    if getattr(ev.get_git_commit_hash, "_kyokan_quiet", False):
+        return
+
+    def get_git_commit_hash() -> str | None:
+        try:
+            out = subprocess.check_output(["git", "describe", "--always"], stderr=subprocess.DEVNULL)
+            return out.strip().decode()
+        except (subprocess.CalledProcessError, FileNotFoundError, OSError):
+            h: str | None = lu.get_commit_from_path(os.getcwd())
+            return h
+
+    get_git_commit_hash._kyokan_quiet = True  # type: ignore[attr-defined]
+    ev.get_git_commit_hash = get_git_commit_hash
+    lu.get_git_commit_hash = get_git_commit_hash
