@@ -29,7 +29,7 @@ def generate_cmd(
     style: str = typer.Option("chat", "--style", help="Response task: chat (turns as chat messages, EmPO) or transcript (one user message)."),
     turn: str = typer.Option("last", "--turn", help="Response task: last listener turn, or all (one row per listener turn, ids ID@i)."),
     template: Path = typer.Option(None, "--template", help="TOML/JSON prompt template overriding the built-in one (see docs/generate.md)."),
-    concurrency: int = typer.Option(8, "--concurrency", help="HTTP requests in flight (openai:)."),
+    concurrency: int = typer.Option(8, "--concurrency", "-j", min=1, help="HTTP requests in flight (openai:)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Local models: rows per generate() call."),
     threads: int = typer.Option(None, "--threads", help="Local models: torch CPU threads (1 is often fastest on a busy small machine)."),
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds per HTTP request."),

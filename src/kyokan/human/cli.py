@@ -18,7 +18,7 @@ human_app = typer.Typer(help="Human evaluation: survey packets, rating import, j
 def build_cmd(
     inputs: list[str] = typer.Argument(..., help="Dialogue files to rate; NAME=PATH names the source of a file."),
     style: str = typer.Option("emplifai", "--style", help="emplifai (groups × raters, 7 Likert metrics) or empo (block-randomised batches, sliders)."),
-    seed: int = typer.Option(..., "--seed", help="Random seed (recorded)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (recorded)."),
     output: Path = typer.Option(..., "-o", "--output", help="Folder for the packets (safe to hand to raters)."),
     key: Path = typer.Option(None, "--key", help="Where the unblinding key goes (default: OUTPUT.key.json beside the folder)."),
     group_size: int = typer.Option(10, "--group-size", help="emplifai: dialogues per group."),

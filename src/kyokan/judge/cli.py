@@ -35,7 +35,7 @@ def judge_cmd(
     base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1."),
     cache: Path = typer.Option(None, "--cache", help="SQLite answer cache (default: OUT.cache.sqlite beside the output)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not cache answers (a killed run then repeats its calls)."),
-    concurrency: int = typer.Option(8, "--concurrency", "-c", min=1, help="Judge calls in flight at once."),
+    concurrency: int = typer.Option(8, "--concurrency", "-j", min=1, help="Judge calls in flight at once."),
     all_in_one: bool = typer.Option(False, "--all-in-one", help="One call scoring every metric (default: one call per metric, as the paper)."),
     rubric: str = typer.Option("emplifai7", "--rubric", help="Rubric name or JSON file (see docs/judge.md)."),
     metrics: str = typer.Option(None, "--metrics", help="Comma-separated subset of the rubric's metric ids."),

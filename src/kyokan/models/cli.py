@@ -85,16 +85,22 @@ def chat_cmd(
     max_new_tokens: int = typer.Option(128, "--max-new-tokens", help="Generation length limit."),
     temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+    threads: int = typer.Option(None, "--threads", min=1, help="Local models: torch CPU threads (1 is often fastest on a busy small machine)."),
     json_: bool = typer.Option(False, "--json", help="Print the completion, usage and model info as JSON."),
 ) -> None:
     """Send one message to a model and print the answer (a quick check that a spec works).
 
-    Example: kyokan models chat smollm2-135m "How are you?" --max-new-tokens 32
+    Example: kyokan models chat smollm2-135m "How are you?" --max-new-tokens 32 --threads 1
     """
     from kyokan.models import GenerationParams, load_model
 
     quiet_loaded()
-    model = load_model(spec, base_url=base_url, adapter=adapter)
+    from kyokan.models.registry import parse_spec
+
+    kw: dict[str, Any] = {}
+    if threads is not None and parse_spec(spec)[0] in ("hf", "packaged"):
+        kw["threads"] = threads
+    model = load_model(spec, base_url=base_url, adapter=adapter, **kw)
     msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
     t0 = time.perf_counter()
