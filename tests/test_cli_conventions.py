@@ -3,6 +3,7 @@ new command or flag that breaks it fails here rather than in a user's hands."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -201,3 +202,32 @@ def test_lm_eval_git_call_is_quiet(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "fatal" not in r.stderr and "not a git repository" not in r.stderr
     assert r.stdout.strip() == "None"
+
+
+def test_data_stats_reads_as_text(cli: Any, tmp_path: Path) -> None:
+    from kyokan.data import sample_path
+
+    one = tmp_path / "one.jsonl"
+    one.write_text(sample_path("ja").read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    r = cli("data", "stats", one, "--no-tokens")
+    assert r.code == 0, r.stderr
+    assert "-0.0" not in r.stdout and "label balance 0.000" in r.stdout
+    assert "{'" not in r.stdout  # no Python dict
+    j = cli("data", "stats", one, "--no-tokens", "--json")
+    assert json.loads(j.stdout)["label_balance"]["normalized_entropy"] == 0.0
+
+
+def test_markdown_tables_are_not_wrapped(cli: Any, tmp_path: Path) -> None:
+    import random
+
+    rng = random.Random(0)
+    src_a, src_b = "a-system-with-a-rather-long-name-" + "x" * 60, "b-system-with-a-rather-long-name-" + "y" * 60
+    lines = ["source,id,empathy_score_with_a_long_metric_name"]
+    for s, mu in ((src_a, 3.0), (src_b, 3.5)):
+        lines += [f"{s},{i},{mu + rng.gauss(0, 0.5):.3f}" for i in range(20)]
+    (tmp_path / "scores.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    r = cli("stats", "compare", tmp_path / "scores.csv")
+    assert r.code == 0, r.stderr
+    rows = [ln for ln in r.stdout.splitlines() if ln.startswith("|")]
+    assert rows and all(ln.endswith("|") for ln in rows)  # one table row per line, however wide
+    assert any(len(ln) > 200 for ln in rows)

@@ -125,8 +125,10 @@ def stats_cmd(
     if json_:
         print_json(st)
         return
-    out.print(f"[bold]{path}[/]: {st['dialogues']} dialogues, {st['situations']} situations, "
-              f"taxonomy {tax.name}, label balance (normalised entropy) {st['label_balance']['normalized_entropy']}")
+    bal = st["label_balance"]["normalized_entropy"]
+    out.print(f"{path}: {st['dialogues']} dialogues, {st['situations']} situations, taxonomy {tax.name}; "
+              f"label balance {bal:.3f} (normalised entropy over the taxonomy's {len(tax)} labels: 1 = even)",
+              markup=False, soft_wrap=True)
     t = Table("emotion", "dialogues", "situations")
     for e, v in st["per_emotion"].items():
         t.add_row(e, str(v["dialogues"]), str(v["situations"]))
@@ -137,8 +139,12 @@ def stats_cmd(
             lt.add_row(k, str(v["mean"]), str(v["median"]), str(v["min"]), str(v["max"]))
     out.print(lt)
     d = st["duplicate_texts"]
-    out.print(f"dialogues per emotion–situation pair: {st['per_emotion_situation']['dialogues_per_pair']}")
-    out.print(f"duplicate turn texts: {d['distinct_repeated']} repeated, {d['extra_copies']} extra copies")
+    pp = st["per_emotion_situation"]["dialogues_per_pair"]
+    if pp.get("n"):
+        out.print(f"dialogues per emotion–situation pair ({pp['n']} pairs): mean {pp['mean']:g} (SD {pp['sd']:g}), "
+                  f"min {pp['min']}, median {pp['median']:g}, max {pp['max']}", markup=False, soft_wrap=True)
+    out.print(f"duplicate turn texts: {d['distinct_repeated']} repeated, {d['extra_copies']} extra copies "
+              "(--json for every number)", markup=False)
 
 
 @data_app.command("sample")

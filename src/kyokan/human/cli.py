@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table as RichTable
 
-from kyokan.console import err, out, print_json
+from kyokan.console import err, out, print_json, print_text
 from kyokan.errors import KyokanError
 
 human_app = typer.Typer(help="Human evaluation: survey packets, rating import, judge-vs-human agreement.",
@@ -172,7 +172,7 @@ def agree_cmd(
         print_json(res["results"])
         return
     for t in res["tables"][::2]:
-        out.print(t.to_markdown(), markup=False)
+        print_text(t.to_markdown())
     out.print(f"tables → {output}")
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from kyokan.console import err, out, print_json
+from kyokan.console import err, out, print_json, print_text
 from kyokan.errors import KyokanError
 
 _KNOWN_PREFIXES = ("openai", "hf", "vllm", "packaged")
@@ -132,7 +132,7 @@ def judge_cmd(
         _print_pairwise(summary)
     else:
         names = {m.id: m.text("name", lang, "日本語" if lang == "ja" else "Japanese") for m in rub.metrics}
-        out.print(table4_markdown(summary, names), markup=False, soft_wrap=True)
+        print_text(table4_markdown(summary, names))
         run = summary["provenance"]["this_run"]
         calls = run["calls"]
         out.print(f"{run['written']} rows written ({run['skipped_finished']} already done); "
@@ -186,10 +186,19 @@ def _print_pairwise(summary: dict[str, Any]) -> None:
                     f"({summary['n_pairs']} pairs)")
     for col in ("metric", "a", "b", "tie", "unscored", "a win rate", "position consistency"):
         t.add_column(col)
+    from kyokan.tables import fmt_num
+
+    why = []
     for m, c in summary["table"].items():
-        t.add_row(m, str(c["a"]), str(c["b"]), str(c["tie"]), str(c["unscored"]), str(c["a_win_rate"]),
-                  str(c["position_consistency"]))
+        t.add_row(m, str(c["a"]), str(c["b"]), str(c["tie"]), str(c["unscored"]), fmt_num(c["a_win_rate"], 4),
+                  fmt_num(c["position_consistency"], 4))
+        if c["a_win_rate"] is None:
+            why.append(f"{m}: a win rate – because no pair has a score (all {c['unscored']} unscored)")
+        if c["position_consistency"] is None:
+            why.append(f"{m}: position consistency – because no pair was judged in both orders")
     out.print(t)
+    for w in why:
+        out.print(w, markup=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
