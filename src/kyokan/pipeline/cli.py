@@ -58,7 +58,7 @@ def demo_cmd(
     """The embedded demo: `kyokan run examples/demo.toml` on the bundled Japanese sample with
     packaged models (Gemma 3 270M through SFT → DPO on CPU, a packaged stand-in judge).
 
-    Example: kyokan demo --out runs
+    Example: kyokan demo -o runs
     """
     from kyokan.pipeline.config import load_config
     from kyokan.pipeline.runner import Runner
