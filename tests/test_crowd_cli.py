@@ -38,7 +38,7 @@ def test_cli_round_trip(cli, tmp_path: Path, monkeypatch) -> None:  # type: igno
     r = cli("crowd", "export", "--db", db, "-o", str(out), "--situations", str(tmp_path / "sits.jsonl"), "--json")
     assert r.code == 0 and json.loads(r.stdout)["dialogues"] == 1
     assert validate_path(str(out)).ok and cli("data", "validate", str(out)).code == 0
-    assert (tmp_path / "out.jsonl.provenance.json").exists()
+    assert (tmp_path / "out.provenance.json").exists()
 
 
 def test_cli_errors_are_clean(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

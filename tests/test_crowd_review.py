@@ -67,7 +67,7 @@ def test_full_two_rounds_review_and_export(crowd: C.CrowdDB, tmp_path: Path) -> 
     rec = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
     assert rec["emotion"] == "fear" and rec["lang"] == "ja" and len(rec["turns"]) == 4
     assert rec["meta"]["worker"].startswith("w-") and "dlg-worker" not in json.dumps(rec)  # pseudonymised
-    prov = json.loads((tmp_path / "export.jsonl.provenance.json").read_text())
+    prov = json.loads((tmp_path / "export.provenance.json").read_text())
     assert prov["provenance"]["db_revision"] == C.head_revision()
     # the lead keeps the flagged one: now both are exported
     C.review(crowd, LEAD, uids[1], "keep")

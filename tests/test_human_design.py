@@ -80,6 +80,12 @@ def test_build_cli_writes_blind_packets_and_separate_key(tmp_path: Path, capsys:
         text = (tmp_path / "survey" / f).read_text(encoding="utf-8")
         assert "dpo" not in text and "sft" not in text and "d-00" not in text, f  # no source or sample id leaks
     assert "model-a" not in (tmp_path / "survey" / "packets.csv").read_text(encoding="utf-8").split("response")[0]
+    import csv
+
+    with (tmp_path / "survey" / "packets.csv").open(encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["lang"] == "ja" and r["dialogue"]]
+    assert rows and all(r["dialogue"].startswith("話し手：") for r in rows)  # Japanese labels for Japanese data
+    assert not any("Speaker:" in r["dialogue"] or "Listener:" in r["dialogue"] for r in rows)
     code, _, err = run_cli(["human", "build", str(a), "--seed", "1", "-o", str(tmp_path / "s2"),
                             "--key", str(tmp_path / "s2" / "key.json")], capsys)
     assert code == 2 and "must not be inside the packet folder" in err

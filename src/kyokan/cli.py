@@ -37,8 +37,13 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print the version and exit.")) -> None:
+                                       help="Print the version and exit."),
+          verbose: bool = typer.Option(False, "--verbose", help="Leave the libraries' own logs, progress bars and "
+                                                               "warnings on (also: KYOKAN_VERBOSE=1).")) -> None:
     """kyokan (共感): from emotion-grounded dialogues to an aligned model and an honest evaluation."""
+    from kyokan.quiet import configure
+
+    configure(verbose or None)
 
 
 def _register_areas() -> None:

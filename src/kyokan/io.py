@@ -17,7 +17,24 @@ from kyokan.errors import Problem
 from kyokan.provenance import sha256_file
 
 __all__ = ["JsonlAppender", "atomic_dir", "atomic_open", "dumps", "file_lock", "iter_json_objects", "read_jsonl_done",
-           "read_rows", "repair_torn_tail", "sha256_file", "write_json", "write_jsonl", "write_text"]
+           "read_rows", "repair_torn_tail", "sha256_file", "sidecar", "write_json", "write_jsonl", "write_text"]
+
+#: data extensions a sidecar name drops (``dialogues.jsonl`` → ``dialogues.<kind>.json``)
+DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet", ".csv", ".tsv")
+
+
+def sidecar(out: str | Path, kind: str, ext: str = ".json") -> Path:
+    """The one naming rule for files that go with an output file OUT: beside it, OUT's data
+    extension replaced by ``.<kind><ext>`` — ``judged.jsonl`` → ``judged.summary.json``,
+    ``clean.jsonl`` → ``clean.rejects.jsonl``, ``export.jsonl`` → ``export.provenance.json``.
+    (An output that is a folder holds its files under fixed names instead: ``OUT/summary.json``.)"""
+    p = Path(out)
+    name = p.name
+    for suffix in DATA_SUFFIXES:
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    return p.with_name(f"{name}.{kind}{ext}")
 
 
 def _umask() -> int:

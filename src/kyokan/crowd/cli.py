@@ -168,7 +168,7 @@ def tasks_situations(
 @tasks_app.command("dialogues")
 def tasks_dialogues(
     db: str = typer.Option(None, "--db", help=DB_HELP),
-    from_file: Path = typer.Option(None, "--from", help="Situations file (JSONL or CSV: id, emotion, situation[, lang]); default: the approved crowd situations."),
+    from_file: Path = typer.Option(None, "--from", help="Situations file (JSONL or CSV: id, emotion, situation, optional lang); default: the approved crowd situations."),
     target: int = typer.Option(None, "--target", help="Dialogues per emotion–situation pair (default: config target_dialogue = 15)."),
     taxonomy: str = typer.Option("goemotions28", "--taxonomy", "-t", help="Taxonomy of the file's emotion labels."),
     lang: str = typer.Option("ja", "--lang", help="Language of the file's rows without a lang column."),
@@ -363,7 +363,7 @@ def export_cmd(
     include_pending_ratings: bool = typer.Option(False, "--include-pending-ratings", help="Also write ratings not reviewed yet (each row says its review state)."),
     json_: bool = typer.Option(False, "--json", help="Machine-readable summary."),
 ) -> None:
-    """Write approved dialogues as kyokan records (valid for `kyokan data validate`) plus OUT.provenance.json.
+    """Write approved dialogues as kyokan records (valid for `kyokan data validate`) plus OUT.provenance.json (out.jsonl → out.provenance.json).
 
     Example: kyokan crowd export --db crowd.db -o emplifai.jsonl --situations situations.jsonl
     """

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from kyokan.crowd.db import CrowdDB, redact
 from kyokan.crowd.models import Item, Setting, Submission
-from kyokan.io import write_json, write_jsonl
+from kyokan.io import sidecar, write_json, write_jsonl
 
 EXPORT_SCHEMA = 1
 
@@ -92,7 +92,7 @@ def collect(db: CrowdDB, *, raw_worker_ids: bool = False, include_pending_rating
 def export(db: CrowdDB, out: str | Path, *, situations_out: str | Path | None = None,
            ratings_out: str | Path | None = None, raw_worker_ids: bool = False,
            include_pending_ratings: bool = False) -> dict[str, Any]:
-    """Write the files; returns the summary that also goes to ``OUT.provenance.json``."""
+    """Write the files; returns the summary that also goes to ``OUT.provenance.json`` (:func:`kyokan.io.sidecar`)."""
     from kyokan import __version__
 
     data = collect(db, raw_worker_ids=raw_worker_ids, include_pending_ratings=include_pending_ratings)
@@ -111,5 +111,5 @@ def export(db: CrowdDB, out: str | Path, *, situations_out: str | Path | None = 
     if ratings_out:
         summary["ratings"] = write_jsonl(ratings_out, data["ratings"])
         summary["ratings_output"] = str(ratings_out)
-    write_json(Path(str(out) + ".provenance.json"), summary)
+    write_json(sidecar(out, "provenance"), summary)
     return summary

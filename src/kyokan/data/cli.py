@@ -114,12 +114,9 @@ def validate_cmd(
 
 
 def _rejects_path(output: Path) -> Path:
-    name = output.name
-    for ext in (".jsonl", ".parquet", ".ndjson", ".json"):
-        if name.endswith(ext):
-            name = name[: -len(ext)]
-            break
-    return output.with_name(name + ".rejects.jsonl")
+    from kyokan.io import sidecar
+
+    return sidecar(output, "rejects", ".jsonl")
 
 
 @data_app.command("stats")
@@ -145,8 +142,10 @@ def stats_cmd(
     if json_:
         print_json(st)
         return
-    out.print(f"[bold]{path}[/]: {st['dialogues']} dialogues, {st['situations']} situations, "
-              f"taxonomy {tax.name}, label balance (normalised entropy) {st['label_balance']['normalized_entropy']}")
+    bal = st["label_balance"]["normalized_entropy"]
+    out.print(f"{path}: {st['dialogues']} dialogues, {st['situations']} situations, taxonomy {tax.name}; "
+              f"label balance {bal:.3f} (normalised entropy over the taxonomy's {len(tax)} labels: 1 = even)",
+              markup=False, soft_wrap=True)
     t = Table("emotion", "dialogues", "situations")
     for e, v in st["per_emotion"].items():
         t.add_row(e, str(v["dialogues"]), str(v["situations"]))
@@ -157,15 +156,19 @@ def stats_cmd(
             lt.add_row(k, str(v["mean"]), str(v["median"]), str(v["min"]), str(v["max"]))
     out.print(lt)
     d = st["duplicate_texts"]
-    out.print(f"dialogues per emotion–situation pair: {st['per_emotion_situation']['dialogues_per_pair']}")
-    out.print(f"duplicate turn texts: {d['distinct_repeated']} repeated, {d['extra_copies']} extra copies")
+    pp = st["per_emotion_situation"]["dialogues_per_pair"]
+    if pp.get("n"):
+        out.print(f"dialogues per emotion–situation pair ({pp['n']} pairs): mean {pp['mean']:g} (SD {pp['sd']:g}), "
+                  f"min {pp['min']}, median {pp['median']:g}, max {pp['max']}", markup=False, soft_wrap=True)
+    out.print(f"duplicate turn texts: {d['distinct_repeated']} repeated, {d['extra_copies']} extra copies "
+              "(--json for every number)", markup=False)
 
 
 @data_app.command("sample")
 def sample_cmd(
     path: Path = typer.Argument(..., help="Dialogue file or folder."),
     n: int = typer.Option(..., "--n", help="Number of emotion–situation pairs (EmplifAI: 100)."),
-    seed: int = typer.Option(..., "--seed", help="Random seed (EmplifAI: 42)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (EmplifAI used 42)."),
     output: Path = typer.Option(..., "-o", "--output", help="Output file (.jsonl, .parquet or a datasets folder)."),
     stratify: bool = typer.Option(False, "--stratify", help="Spread the pairs evenly over emotions."),
     all_dialogues: bool = typer.Option(False, "--all-dialogues", help="Write every dialogue of each sampled pair, not one."),
@@ -197,7 +200,7 @@ def sample_cmd(
 def split_cmd(
     path: Path = typer.Argument(..., help="Dialogue file or folder."),
     output: Path = typer.Option(..., "-o", "--output", help="Output folder for train/dev/test."),
-    seed: int = typer.Option(..., "--seed", help="Random seed."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
     ratios: str = typer.Option("0.8,0.1,0.1", "--ratios", help="train,dev,test proportions."),
     out_format: str = typer.Option("jsonl", "--to", help="Output layout: jsonl or parquet."),
     fmt: str = typer.Option(None, "--format", "-f", help=FMT_HELP),
@@ -258,14 +261,14 @@ def convert_cmd(
 def import_cmd(
     path: Path = typer.Argument(..., help="Another tool's file: CSV, TSV or JSONL (or an EmPO prediction file with --preset empo)."),
     output: Path = typer.Option(..., "-o", "--output", help="JSONL to write (generation rows or dialogues)."),
-    mapping: list[str] = typer.Option([], "--map", "-m", help="TARGET=COLUMN (repeatable or comma-separated); targets: id, response, context, reference, emotion, lang, source, epitome.<er|ex|ip>.<generated|reference> (generations) or id, emotion, situation, lang, turns, context, reply (dialogues)."),
+    mapping: list[str] = typer.Option([], "--map", help="TARGET=COLUMN (repeatable or comma-separated); targets: id, response, context, reference, emotion, lang, source, epitome.<er|ex|ip>.<generated|reference> (generations) or id, emotion, situation, lang, turns, context, reply (dialogues)."),
     kind: str = typer.Option("generations", "--as", help="generations (rows `kyokan eval responses` scores) or dialogues."),
     preset: str = typer.Option(None, "--preset", help="empo: EmPO's released predictions/preds_*.txt (gens, prevs, gen_targets, EPITOME levels)."),
     sep: str = typer.Option(None, "--sep", help="Field separator of a CSV (default: , or tab for .tsv; EmPO uses ~)."),
     lang: str = typer.Option(None, "--lang", help="Language of rows without a lang column (default en)."),
     source: str = typer.Option(None, "--source", help="System name recorded on every row."),
     taxonomy: str = typer.Option(None, "--taxonomy", "-t", help=TAX_HELP),
-    json_: bool = typer.Option(False, "--json"),
+    json_: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Import another tool's rows by a column map (all rows or none: problems as PATH:LINE: field: message).
 
@@ -293,7 +296,7 @@ def import_cmd(
 
 
 @data_app.command("bundled")
-def bundled_cmd(json_: bool = typer.Option(False, "--json")) -> None:
+def bundled_cmd(json_: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """Paths of the sample data bundled with kyokan (CC BY 4.0, written for this project).
 
     Example: kyokan data validate $(kyokan data bundled --name ja)

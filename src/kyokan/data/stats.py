@@ -56,7 +56,7 @@ def normalized_entropy(counts: Iterable[int], k: int | None = None) -> float:
     if total == 0 or k <= 1:
         return 1.0 if total else 0.0
     h = -sum((x / total) * math.log(x / total) for x in c)
-    return h / math.log(k)
+    return h / math.log(k) + 0.0  # + 0.0: one label gives 0.0, not -0.0
 
 
 class StatsAccumulator:

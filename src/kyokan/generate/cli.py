@@ -29,7 +29,7 @@ def generate_cmd(
     style: str = typer.Option("chat", "--style", help="Response task: chat (turns as chat messages, EmPO) or transcript (one user message)."),
     turn: str = typer.Option("last", "--turn", help="Response task: last listener turn, or all (one row per listener turn, ids ID@i)."),
     template: Path = typer.Option(None, "--template", help="TOML/JSON prompt template overriding the built-in one (see docs/generate.md)."),
-    concurrency: int = typer.Option(8, "--concurrency", help="HTTP requests in flight (openai:)."),
+    concurrency: int = typer.Option(8, "--concurrency", "-j", min=1, help="HTTP requests in flight (openai:)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Local models: rows per generate() call."),
     threads: int = typer.Option(None, "--threads", help="Local models: torch CPU threads (1 is often fastest on a busy small machine)."),
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds per HTTP request."),
@@ -48,19 +48,11 @@ def generate_cmd(
     Example: kyokan generate pairs.jsonl --model openai:gpt-4o-mini --concurrency 16 -o gen.jsonl
     Example: kyokan generate ed.csv --task response --length-control --model hf:./sft -o resp.jsonl
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
+    from kyokan.console import RowProgress
     from kyokan.data.api import read_records
     from kyokan.generate.runner import GenerateConfig, generate_file
     from kyokan.models import load_model
-    from kyokan.models.cli import _quiet_transformers
+    from kyokan.quiet import quiet_loaded
 
     if lang is not None and lang not in ("ja", "en"):
         from kyokan.errors import KyokanError
@@ -71,7 +63,7 @@ def generate_cmd(
                          length_control=length_control, target_length=target_length, style=style, turn=turn,
                          template_file=str(template) if template else None, taxonomy=taxonomy)
     records = list(read_records(input, fmt=fmt, taxonomy=taxonomy))  # validates before any model call
-    _quiet_transformers()
+    quiet_loaded()
     kw: dict[str, Any] = {}
     if not (model.startswith("openai:")):
         kw["batch_size"] = batch_size
@@ -82,10 +74,8 @@ def generate_cmd(
                                 timeout=timeout, max_retries=max_retries, **kw)
     in_flight = max(concurrency, 2 * int(getattr(chat_model, "batch_size", 1)))
 
-    progress = Progress(TextColumn("[bold]generate[/]"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                        console=err, transient=json_, disable=json_)
-    state: dict[str, Any] = {"task": None, "ok": 0, "bad": 0, "failed": 0}
+    progress = RowProgress("generate", disable=json_)
+    state: dict[str, Any] = {"ok": 0, "bad": 0, "failed": 0}
 
     def status() -> str:
         return f"format ok {state['ok']} · broken {state['bad']} · failed {state['failed']}"
@@ -93,14 +83,14 @@ def generate_cmd(
     def on_start(total: int, todo: int) -> None:
         if total > todo:
             err.print(f"resuming: {total - todo} of {total} rows already in {output}", markup=False)
-        state["task"] = progress.add_task("gen", total=todo, status=status())
+        progress.start(todo)
 
     def on_row(row: dict[str, Any] | None, e: BaseException | None) -> None:
         if row is not None:
             state["ok" if row["meta"]["generation"]["format_ok"] else "bad"] += 1
         else:
             state["failed"] += 1
-        progress.update(state["task"], advance=1, status=status())  # type: ignore[arg-type]
+        progress.advance(1, status())
 
     with progress:
         summary = generate_file(records, chat_model, output, cfg, in_flight=in_flight, overwrite=overwrite,

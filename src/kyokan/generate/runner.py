@@ -391,8 +391,9 @@ def generate_file(records: Iterable[dict[str, Any]], model: ChatModel, output: s
 
 def summary_path_for(out: str | Path) -> Path:
     """``generated.jsonl`` → ``generated.summary.json`` (beside the rows, as the judge does)."""
-    p = Path(out)
-    return p.with_name(p.name.rsplit(".", 1)[0] + ".summary.json")
+    from kyokan.io import sidecar
+
+    return sidecar(out, "summary")
 
 
 def write_generation_summary(out: Path, spec: str, run: RunSummary) -> GenerationSummary:

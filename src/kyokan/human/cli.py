@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table as RichTable
 
-from kyokan.console import err, out, print_json
+from kyokan.console import err, out, print_json, print_text
 from kyokan.errors import KyokanError
 
 human_app = typer.Typer(help="Human evaluation: survey packets, rating import, judge-vs-human agreement.",
@@ -18,7 +18,7 @@ human_app = typer.Typer(help="Human evaluation: survey packets, rating import, j
 def build_cmd(
     inputs: list[str] = typer.Argument(..., help="Dialogue files to rate; NAME=PATH names the source of a file."),
     style: str = typer.Option("emplifai", "--style", help="emplifai (groups × raters, 7 Likert metrics) or empo (block-randomised batches, sliders)."),
-    seed: int = typer.Option(..., "--seed", help="Random seed (recorded)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (recorded)."),
     output: Path = typer.Option(..., "-o", "--output", help="Folder for the packets (safe to hand to raters)."),
     key: Path = typer.Option(None, "--key", help="Where the unblinding key goes (default: OUTPUT.key.json beside the folder)."),
     group_size: int = typer.Option(10, "--group-size", help="emplifai: dialogues per group."),
@@ -172,7 +172,7 @@ def agree_cmd(
         print_json(res["results"])
         return
     for t in res["tables"][::2]:
-        out.print(t.to_markdown(), markup=False)
+        print_text(t.to_markdown())
     out.print(f"tables → {output}")
 
 

@@ -43,10 +43,16 @@ def parse_inputs(specs: list[str]) -> list[tuple[Path, str | None]]:
     return out
 
 
-def _render(turns: list[dict[str, str]], upto: int | None = None) -> str:
-    names = {"speaker": "Speaker", "listener": "Listener"}
+#: role labels of a packet's dialogue text, in the item's language (Japanese: the 話し手/聞き手 of
+#: the crowd app and the judge prompts, i.e. EmplifAI's patient/supporter)
+ROLE_LABELS = {"ja": {"speaker": "話し手", "listener": "聞き手"}, "en": {"speaker": "Speaker", "listener": "Listener"}}
+
+
+def _render(turns: list[dict[str, str]], upto: int | None = None, lang: str | None = None) -> str:
+    names = ROLE_LABELS.get(lang or "en", ROLE_LABELS["en"])
+    sep = "：" if lang == "ja" else ": "
     sel = turns if upto is None else turns[:upto]
-    return "\n".join(f"{names.get(t['role'], t['role'])}: {t['text']}" for t in sel)
+    return "\n".join(f"{names.get(t['role'], t['role'])}{sep}{t['text']}" for t in sel)
 
 
 def packets_csv(design: Design) -> str:
@@ -59,9 +65,9 @@ def packets_csv(design: Design) -> str:
     for t in design.tasks:
         for pos, it in enumerate(t.items, 1):
             if design.rate_last:
-                dialogue, response = _render(it.turns, len(it.turns) - 1), it.turns[-1]["text"]
+                dialogue, response = _render(it.turns, len(it.turns) - 1, it.lang), it.turns[-1]["text"]
             else:
-                dialogue, response = _render(it.turns), ""
+                dialogue, response = _render(it.turns, lang=it.lang), ""
             w.writerow([t.assignment, pos, it.code, "", it.lang, it.situation, dialogue, response, *[""] * len(scale_cols)])
     return buf.getvalue()
 

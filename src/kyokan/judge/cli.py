@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from kyokan.console import err, out, print_json
+from kyokan.console import err, out, print_json, print_text
 from kyokan.errors import KyokanError
 
 _KNOWN_PREFIXES = ("openai", "hf", "vllm", "packaged")
@@ -35,7 +35,7 @@ def judge_cmd(
     base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1."),
     cache: Path = typer.Option(None, "--cache", help="SQLite answer cache (default: OUT.cache.sqlite beside the output)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not cache answers (a killed run then repeats its calls)."),
-    concurrency: int = typer.Option(8, "--concurrency", "-c", min=1, help="Judge calls in flight at once."),
+    concurrency: int = typer.Option(8, "--concurrency", "-j", min=1, help="Judge calls in flight at once."),
     all_in_one: bool = typer.Option(False, "--all-in-one", help="One call scoring every metric (default: one call per metric, as the paper)."),
     rubric: str = typer.Option("emplifai7", "--rubric", help="Rubric name or JSON file (see docs/judge.md)."),
     metrics: str = typer.Option(None, "--metrics", help="Comma-separated subset of the rubric's metric ids."),
@@ -72,8 +72,7 @@ def judge_cmd(
     Example: kyokan judge sft.jsonl --against base.jsonl --pair-key situation_id -o pairs.jsonl --model qwen --base-url http://localhost:8000/v1
     Example: kyokan judge generated.jsonl -o judged.jsonl --model smollm2-135m --all-in-one --lang en
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from kyokan.console import RowProgress
     from kyokan.judge.engine import AGGREGATES, JudgeConfig
     from kyokan.judge.rubric import get_rubric
     from kyokan.judge.runner import cache_path_for, summary_path_for
@@ -102,18 +101,16 @@ def judge_cmd(
                          **_local_options(sp, batch_size, threads)) for sp in specs]
     unfinished = 0
 
-    with Progress(TextColumn("[bold]judging[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.description}"), console=err, transient=True, disable=json_) as prog:
-        task = prog.add_task("", total=None)
+    with RowProgress("judge", unit="dialogues", disable=json_) as prog:
 
         def on_start(todo: int, skipped: int) -> None:
-            prog.update(task, total=todo, description=f"({skipped} already done)" if skipped else "")
+            prog.start(todo, f"{skipped} already done" if skipped else "")
 
         def on_row(row: dict[str, Any]) -> None:
             nonlocal unfinished
             if row.get("status") in ("unscored", "partial"):
                 unfinished += 1
-            prog.advance(task)
+            prog.advance(1, f"unscored/partial {unfinished}" if unfinished else "")
 
         if against is not None:
             from kyokan.judge.pairwise import judge_pairs_file
@@ -135,7 +132,7 @@ def judge_cmd(
         _print_pairwise(summary)
     else:
         names = {m.id: m.text("name", lang, "日本語" if lang == "ja" else "Japanese") for m in rub.metrics}
-        out.print(table4_markdown(summary, names), markup=False, soft_wrap=True)
+        print_text(table4_markdown(summary, names))
         run = summary["provenance"]["this_run"]
         calls = run["calls"]
         out.print(f"{run['written']} rows written ({run['skipped_finished']} already done); "
@@ -189,10 +186,19 @@ def _print_pairwise(summary: dict[str, Any]) -> None:
                     f"({summary['n_pairs']} pairs)")
     for col in ("metric", "a", "b", "tie", "unscored", "a win rate", "position consistency"):
         t.add_column(col)
+    from kyokan.tables import fmt_num
+
+    why = []
     for m, c in summary["table"].items():
-        t.add_row(m, str(c["a"]), str(c["b"]), str(c["tie"]), str(c["unscored"]), str(c["a_win_rate"]),
-                  str(c["position_consistency"]))
+        t.add_row(m, str(c["a"]), str(c["b"]), str(c["tie"]), str(c["unscored"]), fmt_num(c["a_win_rate"], 4),
+                  fmt_num(c["position_consistency"], 4))
+        if c["a_win_rate"] is None:
+            why.append(f"{m}: a win rate – because no pair has a score (all {c['unscored']} unscored)")
+        if c["position_consistency"] is None:
+            why.append(f"{m}: position consistency – because no pair was judged in both orders")
     out.print(t)
+    for w in why:
+        out.print(w, markup=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

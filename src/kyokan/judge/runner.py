@@ -29,20 +29,17 @@ FINISHED = ("ok", "format_violation")
 
 
 def summary_path_for(out: str | Path) -> Path:
-    """``judged.jsonl`` → ``judged.summary.json`` (beside the rows)."""
-    p = Path(out)
-    name = p.name
-    for ext in (".jsonl", ".ndjson", ".json"):
-        if name.endswith(ext):
-            name = name[: -len(ext)]
-            break
-    return p.with_name(name + ".summary.json")
+    """``judged.jsonl`` → ``judged.summary.json`` (beside the rows; :func:`kyokan.io.sidecar`)."""
+    from kyokan.io import sidecar
+
+    return sidecar(out, "summary")
 
 
 def cache_path_for(out: str | Path) -> Path:
     """``judged.jsonl`` → ``judged.cache.sqlite`` (the default answer cache of a run)."""
-    s = summary_path_for(out)
-    return s.with_name(s.name[: -len(".summary.json")] + ".cache.sqlite")
+    from kyokan.io import sidecar
+
+    return sidecar(out, "cache", ".sqlite")
 
 
 def read_input(path: str | Path, fmt: str | None = None) -> list[dict[str, Any]]:

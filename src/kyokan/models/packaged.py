@@ -152,8 +152,16 @@ def _convert(pm: PackagedModel, out: Path) -> None:
     scratch = out / ".gguf"
     scratch.mkdir()
     gguf = pm.locate_gguf(scratch)
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model: Any = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    from transformers import modeling_gguf_pytorch_utils
+
+    from kyokan.quiet import no_tqdm
+
+    # its de-quantisation bar is a bare tqdm that no transformers switch reaches; the caller
+    # says "converting …" once instead
+    with no_tqdm(modeling_gguf_pytorch_utils):
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model: Any = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
+                                                          dtype=torch.float32)
     # the weights are dequantised already: save them as a plain float model
     model.hf_quantizer = None
     model.is_quantized = False

@@ -13,7 +13,7 @@ def run_cmd(
     config: Path = typer.Argument(..., help="Run configuration (TOML)."),
     from_stage: str = typer.Option(None, "--from", help="Re-run this stage and every later one."),
     only: str = typer.Option(None, "--only", help="Run just this stage (its inputs must exist)."),
-    out_dir: Path = typer.Option(None, "--out", help="Parent folder of the run directory (default: run.out)."),
+    out_dir: Path = typer.Option(None, "-o", "--output", "--out", help="Parent folder of the run directory (default: run.out)."),
     set_: list[str] = typer.Option(None, "--set", help="Override a config key: --set sample.n=10"),
 ) -> None:
     """Run the stages a config names, in a run directory; unchanged stages are skipped.
@@ -52,13 +52,13 @@ def _parse_sets(items: list[str]) -> dict[str, object]:
 
 
 def demo_cmd(
-    out_dir: Path = typer.Option(Path("runs"), "--out", help="Parent folder of the demo run directory."),
+    out_dir: Path = typer.Option(Path("runs"), "-o", "--output", "--out", help="Parent folder of the demo run directory."),
     from_stage: str = typer.Option(None, "--from", help="Re-run this stage and every later one."),
 ) -> None:
     """The embedded demo: `kyokan run examples/demo.toml` on the bundled Japanese sample with
     packaged models (Gemma 3 270M through SFT → DPO on CPU, a packaged stand-in judge).
 
-    Example: kyokan demo --out runs
+    Example: kyokan demo -o runs
     """
     from kyokan.pipeline.config import load_config
     from kyokan.pipeline.runner import Runner
@@ -75,8 +75,8 @@ def demo_cmd(
 
 
 def sweep_cmd(
-    config: Path = typer.Argument(..., help="Run configuration with a [sweep] table (TOML)."),
-    out_dir: Path = typer.Option(None, "-o", "--out", help="Sweep folder (default: run.out/<sweep name>)."),
+    config: Path = typer.Argument(..., help="Run configuration with a \\[sweep] table (TOML)."),
+    out_dir: Path = typer.Option(None, "-o", "--output", "--out", help="Sweep folder (default: run.out/<sweep name>)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs and the stages each reuses; run nothing."),
     set_: list[str] = typer.Option(None, "--set", help="Override a config key for every run: --set sample.n=10"),
     no_share: bool = typer.Option(False, "--no-share", help="Every run computes all its stages (no shared stage store)."),

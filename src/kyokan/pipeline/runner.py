@@ -126,13 +126,11 @@ def _clear(d: Path) -> None:
 def _quiet_libraries() -> None:
     """One progress display: the libraries' own bars and deprecation chatter would bury it."""
     import os
-    import warnings
 
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    from kyokan.quiet import configure
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    configure()
 
 
 #: settings of a training stage's options that change no result (tracking, logging)

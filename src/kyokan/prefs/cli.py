@@ -32,7 +32,7 @@ def build_cmd(
     base_url: str = typer.Option(None, "--base-url", help="--strategy model: OpenAI-compatible endpoint."),
     temperature: float = typer.Option(0.8, "--temperature", help="--strategy model: sampling temperature (seeded per dialogue and epoch)."),
     max_new_tokens: int = typer.Option(96, "--max-new-tokens", help="--strategy model: reply length cap."),
-    concurrency: int = typer.Option(8, "--concurrency", help="--strategy model: requests in flight."),
+    concurrency: int = typer.Option(8, "--concurrency", "-j", min=1, help="--strategy model: requests in flight."),
     json_: bool = typer.Option(False, "--json", help="Print the report (without the unpaired list) as JSON."),
 ) -> None:
     """Build EmPO preference pairs in TRL's conversational format, one file per epoch.

@@ -11,8 +11,8 @@ from kyokan.console import err, out, print_json
 
 def report_cmd(
     run_dir: Path = typer.Argument(..., help="Run directory (runs/<name>/ with stage folders)."),
-    output: Path = typer.Option(Path("report.html"), "-o", "--output", help="HTML file to write."),
-    tables: Path = typer.Option(None, "--tables", help="Folder for the tables as CSV + Markdown (default: <output stem>_tables/)."),
+    output: Path = typer.Option(None, "-o", "--output", help="HTML file to write (default: RUN_DIR/report/report.html, where `kyokan run` and `kyokan demo` write theirs)."),
+    tables: Path = typer.Option(None, "--tables", help="Folder for the tables as CSV + Markdown (default: beside the default report, RUN_DIR/report/tables/; with -o OUT.html, OUT_tables/)."),
     title: str = typer.Option(None, "--title", help="Report title."),
     reference: str = typer.Option(None, "--reference", help="Source EmPO Table 5 marks significance against (e.g. the "
                                                           "human replies); without it no marks."),
@@ -25,13 +25,17 @@ def report_cmd(
     """One self-contained HTML report (tables shaped like EmplifAI Tables 2, 4, 5 and EmPO Tables
     2–5, 7, plots, provenance); stages the run lacks are named in the report, not errors.
 
-    Example: kyokan report runs/demo -o runs/demo/report.html
+    Example: kyokan report runs/demo
+    Example: kyokan report runs/demo -o demo.html --tables demo_tables/
     """
     from kyokan.report.html import build_report
     from kyokan.report.tables import ReportOptions
 
     opts = ReportOptions(reference=reference, order=[s.strip() for s in order.split(",")] if order else None,
                          seed=seed, resamples=resamples)
+    if output is None:
+        output = run_dir / "report" / "report.html"
+        tables = tables or run_dir / "report" / "tables"
     res = build_report(run_dir, output, tables, title, opts)
     if json_:
         print_json(res)

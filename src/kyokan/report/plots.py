@@ -7,6 +7,7 @@ Noto Sans CJK is preferred where one is installed. Panels without data are not d
 from __future__ import annotations
 
 import io
+import logging
 import math
 from collections.abc import Callable
 from typing import Any
@@ -39,8 +40,14 @@ def setup_matplotlib() -> str | None:
         else:
             font_manager.fontManager.addfont(get_font_ttf_path())
             cjk = PACKAGED_CJK_FONT
-    rcParams["font.family"] = "sans-serif"
-    rcParams["font.sans-serif"] = ([cjk] if cjk else []) + ["DejaVu Sans"]
+    # the families themselves, not "sans-serif": matplotlib falls back glyph by glyph only along
+    # font.family, so DejaVu Sans draws what the CJK font lacks (≤, ≥, …) instead of a box and a
+    # "Glyph … missing from font(s)" warning per character
+    families = ([cjk] if cjk else []) + ["DejaVu Sans"]
+    rcParams["font.family"] = families
+    rcParams["font.sans-serif"] = families
+    # IPAex has one weight; "using 400 for bold" is not something a reader can act on
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
     rcParams["axes.unicode_minus"] = False
     rcParams["figure.dpi"] = 100
     return cjk

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from kyokan.console import out, print_json
+from kyokan.console import out, print_json, print_text
 from kyokan.errors import KyokanError
 
 stats_app = typer.Typer(help="Significance tests between systems (EmPO Table 7 layout).", no_args_is_help=True)
@@ -115,7 +115,7 @@ def compare_cmd(
     if json_:
         print_json(results)
         return
-    out.print(table.to_markdown(), markup=False)
+    print_text(table.to_markdown())
     if output is not None:
         out.print(f"tables → {output}")
 

@@ -28,7 +28,14 @@ import numpy as np
 from kyokan.errors import KyokanError
 from kyokan.io import write_json
 from kyokan.train.config import TrainSettings
-from kyokan.train.run import RunDir, data_checksums, provenance, trainer_kwargs, weights_dtype
+from kyokan.train.run import (
+    RunDir,
+    data_checksums,
+    provenance,
+    trainer_kwargs,
+    use_step_log,
+    weights_dtype,
+)
 
 EPOCH_COLUMN = "kyokan_pair_epoch"
 
@@ -164,6 +171,7 @@ def build_dpo_trainer(s: TrainSettings, run: RunDir, *, callbacks: list[Any] | N
     cls = _trainer_class()
     trainer = cls(model=model, ref_model=None, args=args, train_dataset=ds, processing_class=tok,
                   peft_config=lora_config(s), callbacks=callbacks)
+    use_step_log(trainer, "dpo", run)
     kept = list(trainer.train_dataset[EPOCH_COLUMN])
     info["pairs_per_epoch"] = [len(ep) for ep in epochs]
     info["pairs_kept_per_epoch"] = [kept.count(k) for k in range(len(epochs))]

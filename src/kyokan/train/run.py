@@ -9,6 +9,7 @@ the loss curve, resuming.
       adapter/           the final LoRA adapter + tokenizer (with its chat template)
       merged/            optional: the full model with the adapter merged in
       loss.csv           step, epoch, loss, learning rate, ... per logged step (JSON: log_history.json)
+      train.log          one line per logged step, as printed on stderr while training
       result.json        written last: the run is complete
 """
 
@@ -123,7 +124,7 @@ class RunDir:
         import shutil
 
         for name in ("checkpoints", "adapter", "adapter-dpo-only", "merged", "result.json", "loss.csv",
-                     "log_history.json", "config.json", "trainer_args.json", "provenance.json", "data", "pairs",
+                     "log_history.json", "train.log", "config.json", "trainer_args.json", "provenance.json", "data", "pairs",
                      ".adapter.tmp", ".stacked.tmp", ".merged.tmp"):
             p = self.path / name
             if p.is_dir():
@@ -179,6 +180,8 @@ def trainer_kwargs(s: TrainSettings, run: RunDir) -> dict[str, Any]:
     if not gpu:
         precision = "fp32"  # CPU: mixed precision is slow or unsupported; recorded in config
     gc = s.gradient_checkpointing if s.gradient_checkpointing is not None else gpu
+    # transformers 5 renamed gradient_checkpointing (the old name warns a FutureWarning)
+    gc_key = "activation_checkpointing" if _has_training_arg("activation_checkpointing") else "gradient_checkpointing"
     kw: dict[str, Any] = {
         "output_dir": str(run.checkpoints),
         "seed": s.seed,
@@ -195,7 +198,7 @@ def trainer_kwargs(s: TrainSettings, run: RunDir) -> dict[str, Any]:
         "bf16": precision == "bf16",
         "fp16": precision == "fp16",
         "use_cpu": not gpu,
-        "gradient_checkpointing": gc,
+        gc_key: gc,
         "max_length": s.max_length,
         "logging_steps": s.logging_steps,
         "logging_first_step": True,
@@ -204,7 +207,8 @@ def trainer_kwargs(s: TrainSettings, run: RunDir) -> dict[str, Any]:
         "save_total_limit": s.save_total_limit,
         "report_to": s.report_to,
         "dataloader_num_workers": 0,
-        "disable_tqdm": not sys.stderr.isatty(),
+        # progress and logs are kyokan's StepLog lines (the bar and raw log dicts are not)
+        "disable_tqdm": True,
         "dataset_num_proc": None,
     }
     if s.run_name:
@@ -213,6 +217,72 @@ def trainer_kwargs(s: TrainSettings, run: RunDir) -> dict[str, Any]:
         kw["optim"] = s.optim
     kw.update(s.trainer)
     return kw
+
+
+def _has_training_arg(name: str) -> bool:
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    return any(f.name == name for f in dataclasses.fields(TrainingArguments))
+
+
+def step_log_callback(stage: str, run: RunDir) -> Any:
+    """A TrainerCallback printing one line per logged step on stderr (``sft: step 3/10 · loss
+    2.31 · lr 1.0e-04 · epoch 0.12 · 4 s``), the same lines into ``RUN/train.log``, and a
+    ``step N/M`` line at most every 30 s between logged steps, so a slow run is never silent."""
+    import time
+
+    from transformers import TrainerCallback
+
+    class StepLog(TrainerCallback):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.t0 = self.last = time.monotonic()
+
+        def _emit(self, state: Any, text: str) -> None:
+            if not state.is_world_process_zero:
+                return
+            self.last = time.monotonic()
+            line = f"{stage}: {text} · {self.last - self.t0:.0f} s"
+            print(line, file=sys.stderr, flush=True)
+            with open(run.path / "train.log", "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.t0 = self.last = time.monotonic()
+            start = f" from step {state.global_step}" if state.global_step else ""
+            self._emit(state, f"training {state.max_steps} steps{start}")
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if time.monotonic() - self.last >= 30:
+                self._emit(state, f"step {state.global_step}/{state.max_steps}")
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+            logs = dict(logs or {})
+            if "train_runtime" in logs:  # the closing summary
+                loss = logs.get("train_loss")
+                self._emit(state, f"done, {state.global_step} steps" + (f", train loss {loss:.4f}" if isinstance(loss, float) else ""))
+                return
+            parts = [f"step {state.global_step}/{state.max_steps}"]
+            for key, label, fmt in (("loss", "loss", ".4g"), ("eval_loss", "eval loss", ".4g"),
+                                    ("rewards/accuracies", "reward acc", ".2f"), ("rewards/margins", "margin", ".3g"),
+                                    ("learning_rate", "lr", ".1e"), ("grad_norm", "grad norm", ".3g"),
+                                    ("epoch", "epoch", ".2f")):
+                v = logs.get(key)
+                if isinstance(v, (int, float)):
+                    parts.append(f"{label} {v:{fmt}}")
+            self._emit(state, " · ".join(parts))
+
+    return StepLog()
+
+
+def use_step_log(trainer: Any, stage: str, run: RunDir) -> None:
+    """Replace the Trainer's printer/progress callbacks (raw log dicts, tqdm) with :func:`step_log_callback`."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(step_log_callback(stage, run))
 
 
 def write_loss_curve(run: RunDir, log_history: list[dict[str, Any]], epoch_of_step: Any = None) -> None:

@@ -16,6 +16,7 @@ from kyokan.train.run import (
     is_main_process,
     provenance,
     trainer_kwargs,
+    use_step_log,
     weights_dtype,
     write_loss_curve,
 )
@@ -86,6 +87,7 @@ def build_sft_trainer(s: TrainSettings, run: RunDir, *, callbacks: list[Any] | N
     args = SFTConfig(**trainer_kwargs(s, run), completion_only_loss=True)
     trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
                          peft_config=lora_config(s), callbacks=callbacks)
+    use_step_log(trainer, "sft", run)
     info["examples"] = len(rows)
     return trainer, info
 

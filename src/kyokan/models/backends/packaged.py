@@ -4,6 +4,7 @@ with the chat template kyokan supplies when the model has none."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from kyokan.models.base import ChatModel, ModelError
@@ -22,7 +23,8 @@ def make_packaged(spec: str, target: str, *, base_url: str | None = None, api_ke
     if base_url:
         raise ModelError(f"{target}: packaged models run locally; --base-url is for openai: specs")
     pm = get_packaged(target)
-    progress = kw.pop("progress", None)
+    # the first load converts for tens of seconds: say so on stderr unless the caller reports it
+    progress = kw.pop("progress", None) or (lambda m: print(m, file=sys.stderr, flush=True))
     path = ensure_local(pm.name, progress=progress)
     kw.setdefault("chat_template", pm.chat_template)
     kw.setdefault("stop_tokens", pm.stop_tokens)
