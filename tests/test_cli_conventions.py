@@ -150,7 +150,7 @@ def test_report_writes_where_the_demo_does() -> None:
 def test_report_plots_draw_every_glyph() -> None:
     """≤/≥ are not in IPAex Gothic: the fallback font draws them, no warning per glyph."""
     pytest.importorskip("matplotlib")
-    from kyokan.report.plots import _png, setup_matplotlib
+    from kyokan.report.plots import figure_png, setup_matplotlib
 
     setup_matplotlib()
     import matplotlib.pyplot as plt
@@ -159,7 +159,7 @@ def test_report_plots_draw_every_glyph() -> None:
         warnings.simplefilter("always")
         fig, ax = plt.subplots()
         ax.set_title("共感 ≥ 0.5 ≤ 話し手", fontweight="bold")
-        _png(fig)
+        figure_png(fig)
     assert not [w for w in caught if "missing from font" in str(w.message)]
 
 
