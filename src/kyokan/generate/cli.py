@@ -85,10 +85,16 @@ def generate_cmd(
     progress = Progress(TextColumn("[bold]generate[/]"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                         console=err, transient=json_, disable=json_)
-    state: dict[str, Any] = {"task": None, "ok": 0, "bad": 0, "failed": 0}
+    state: dict[str, Any] = {"task": None, "ok": 0, "bad": 0, "failed": 0, "decode": ""}
 
     def status() -> str:
-        return f"format ok {state['ok']} · broken {state['bad']} · failed {state['failed']}"
+        return f"format ok {state['ok']} · broken {state['bad']} · failed {state['failed']}{state['decode']}"
+
+    def on_decode(step: int, max_new: int, ended: int, rows: int) -> None:
+        # a local model returns a whole batch at once: show its rows finishing meanwhile
+        state["decode"] = f" · batch: {ended}/{rows} rows done, token {step}/{max_new}"
+        if state["task"] is not None:
+            progress.update(state["task"], status=status())
 
     def on_start(total: int, todo: int) -> None:
         if total > todo:
@@ -96,12 +102,15 @@ def generate_cmd(
         state["task"] = progress.add_task("gen", total=todo, status=status())
 
     def on_row(row: dict[str, Any] | None, e: BaseException | None) -> None:
+        state["decode"] = ""
         if row is not None:
             state["ok" if row["meta"]["generation"]["format_ok"] else "bad"] += 1
         else:
             state["failed"] += 1
         progress.update(state["task"], advance=1, status=status())  # type: ignore[arg-type]
 
+    if hasattr(chat_model, "on_decode") and not json_:
+        chat_model.on_decode = on_decode
     with progress:
         summary = generate_file(records, chat_model, output, cfg, in_flight=in_flight, overwrite=overwrite,
                                 limit=limit, on_start=on_start, on_row=on_row)
