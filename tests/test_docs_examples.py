@@ -341,6 +341,19 @@ def test_every_fence_names_its_language() -> None:
     assert not bare, f"fences without a language: {bare}"
 
 
+def test_no_commands_outside_fences() -> None:
+    """An indented (unfenced) `kyokan ...` line would escape this module too."""
+    found = []
+    for p in PAGES:
+        inside = False
+        for n, ln in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+            if FENCE.match(ln):
+                inside = not inside
+            elif not inside and re.match(r"^ {4,}(\$ )?kyokan ", ln):
+                found.append(f"{p.relative_to(ROOT).as_posix()}:{n}: {ln.strip()}")
+    assert not found, "fence these as ```bash:\n" + "\n".join(found)
+
+
 def test_markers_are_well_formed() -> None:
     """A misspelt marker would silently run (or silently not check) a block."""
     bad = []
@@ -381,3 +394,24 @@ def test_expected_exit_rewrite(tmp_path: Path) -> None:
     script = "set -euo pipefail\n" + _expect_exits("true   # exit 2") + "\n"
     r = subprocess.run(["bash", "-c", script], text=True, capture_output=True)
     assert r.returncode == 1 and "expected exit 2, got 0" in r.stderr
+
+
+def test_help_examples_name_real_commands_and_flags() -> None:
+    """The `Example: kyokan ...` lines of every command's --help pass the same check."""
+    def walk(cmd: Any, path: list[str]) -> Any:
+        if _is_group(cmd):
+            for name, sub in cmd.commands.items():
+                yield from walk(sub, [*path, name])
+        else:
+            yield path, cmd
+
+    problems, seen = [], 0
+    for path, cmd in walk(_root_command(), []):
+        for m in re.finditer(r"Example:\s*(.+)", cmd.help or ""):
+            for src, tokens in _commands(m.group(1)):
+                args = _kyokan_args(tokens)
+                if args is not None:
+                    seen += 1
+                    problems += [f"kyokan {' '.join(path)} --help: {src}\n    {p}" for p in check_kyokan_line(args)]
+    assert seen >= 30, f"only {seen} help examples found: has the `Example:` convention changed?"
+    assert not problems, "\n".join(problems)
