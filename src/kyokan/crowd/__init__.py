@@ -91,6 +91,12 @@ _LAZY: dict[str, str] = {
     "judge_harmlessness": "kyokan.crowd.screen",
     "prescreen": "kyokan.crowd.screen",
     "register_screener": "kyokan.crowd.screen",
+    "create_dialogue_tasks": "kyokan.crowd.tasks",
+    "create_rating_tasks": "kyokan.crowd.tasks",
+    "create_situation_tasks": "kyokan.crowd.tasks",
+    "import_situations": "kyokan.crowd.tasks",
+    "read_rating_packets": "kyokan.crowd.tasks",
+    "read_situation_file": "kyokan.crowd.tasks",
 }
 
 
