@@ -16,9 +16,16 @@ The line right before the fence may carry a marker:
 
 Every other block runs under ``bash`` with ``set -euo pipefail`` and gets the same flag check
 first. A command line whose comment starts with ``# exit N`` (``# exit 2: why``) must exit with
-status N (for examples of refused input). Blocks of one page run **in order, in one temp folder per page**, so a block may use
-files that earlier blocks of its page made; running one block alone (``-k``) first runs the
-earlier blocks of its page. The environment: ``kyokan``/``python`` on PATH are the current
+status N (for examples of refused input).
+
+Blocks of one page run **in order, in one temp folder per page** (not self-contained): a block
+may use files that earlier blocks of its page made — a page starts by copying the bundled samples
+(``cp "$(kyokan data bundled ja)" dialogues.jsonl``) under the names its examples use. Running one
+block alone (``-k``) first runs the earlier blocks of its page.
+
+Also checked: every fence names its language (```text for output and layouts), no ``kyokan``
+line sits in an unfenced block, at least ``MIN_RUN`` blocks really run, README links every
+docs page, and the ``Example:`` lines of every command's ``--help`` pass the flag check. The environment: ``kyokan``/``python`` on PATH are the current
 interpreter's (the bin folder of ``sys.executable``), PYTHONPATH passes through, the
 Hugging Face offline switches are set and API keys are removed, so nothing leaves the machine.
 """
