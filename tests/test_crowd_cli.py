@@ -56,3 +56,17 @@ def test_cli_errors_are_clean(cli, tmp_path: Path) -> None:  # type: ignore[no-u
     assert r.code == 2 and "unknown key" in r.stderr
     r = cli("crowd", "tasks", "situations", "--db", db, "--emotions", "feer")
     assert r.code == 2 and "did you mean 'fear'" in r.stderr
+
+
+def test_crowd_package_is_lazy_and_complete() -> None:
+    """`kyokan` start-up does not pay for SQLAlchemy (every command did, ~0.8 s), and every public
+    name of kyokan.crowd still resolves."""
+    import subprocess
+    import sys
+
+    import kyokan.crowd
+
+    assert all(getattr(kyokan.crowd, n, None) is not None for n in kyokan.crowd.__all__)
+    code = "import sys, kyokan.cli; print('sqlalchemy' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "False"

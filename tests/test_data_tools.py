@@ -99,3 +99,18 @@ def test_assign_splits_ratios_large():
     for e in range(7):
         ce = Counter(v for k, v in a.items() if int(k[1:]) % 7 == e)
         assert ce == Counter({"train": 80, "dev": 10, "test": 10})
+
+
+def test_bundled_prints_one_path_by_name(cli):
+    r = cli("data", "bundled", "ed-en")
+    assert r.code == 0 and r.stdout.strip() == str(sample_path("ed-en"))
+    r = cli("data", "bundled")
+    assert r.code == 0 and [ln.split() for ln in r.stdout.splitlines()] == [
+        ["ja", str(sample_path("ja"))], ["ed-en", str(sample_path("ed-en"))]]  # awk '/^ja/{print $2}' works
+    r = cli("data", "bundled", "en")
+    assert r.code == 2 and "one of ja, ed-en" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_sample_more_pairs_than_the_data_has_is_exit_2(cli, tmp_path):
+    r = cli("data", "sample", sample_path("ja"), "--n", "100", "--seed", "42", "-o", tmp_path / "x.jsonl")
+    assert r.code == 2 and "56 emotion–situation pairs" in r.stderr and not (tmp_path / "x.jsonl").exists()

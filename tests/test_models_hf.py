@@ -134,3 +134,21 @@ def test_bad_specs_are_clear_errors(tmp_path: Path) -> None:
         load_model("hf:")
     with pytest.raises(ModelError, match="base-url"):
         load_model("hf:x", base_url="http://127.0.0.1:1/v1")
+
+
+def test_on_decode_reports_every_step_of_a_batch(model: HFChatModel) -> None:
+    """A batch returns all its rows at once; on_decode is the progress meanwhile (kyokan generate)."""
+    calls: list[tuple[int, int, int, int]] = []
+    model.on_decode = lambda *a: calls.append(a)
+    try:
+        comps = model.batch(PROMPTS[:3], GenerationParams(max_new_tokens=5))
+    finally:
+        model.on_decode = None
+    assert [c[0] for c in calls] == list(range(len(calls))) and 1 <= len(calls) <= 5
+    assert {(c[1], c[3]) for c in calls} == {(5, 3)}
+    ended = [c[2] for c in calls]
+    assert ended == sorted(ended) and all(0 <= e <= 3 for e in ended)
+    assert max(c.usage.completion_tokens for c in comps) == len(calls)  # type: ignore[union-attr]
+    n = len(calls)
+    model.generate(PROMPTS[0], GenerationParams(max_new_tokens=2))
+    assert len(calls) == n  # no callback, no calls

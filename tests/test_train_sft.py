@@ -152,3 +152,14 @@ def test_tracking_passes_through_and_python_m_kyokan(tmp_path: Path) -> None:
     assert t.training_key() == s.training_key()  # tracking changes no weight: a finished run is not "other settings"
     r = subprocess.run([sys.executable, "-m", "kyokan", "--version"], capture_output=True, text=True, env=ENV, timeout=60)
     assert r.returncode == 0 and r.stdout.startswith("kyokan ")
+
+
+def test_presets_print_as_toml(cli) -> None:  # type: ignore[no-untyped-def]
+    """docs/train.md: `kyokan train presets` prints TOML (the config files' language); --json JSON."""
+    import tomllib
+
+    r = cli("train", "presets")
+    assert r.code == 0 and r.stdout.startswith("[empo.sft]\n")
+    assert tomllib.loads(r.stdout) == presets()
+    r = cli("train", "presets", "--json")
+    assert r.code == 0 and json.loads(r.stdout) == presets()

@@ -296,16 +296,22 @@ def import_cmd(
 
 
 @data_app.command("bundled")
-def bundled_cmd(json_: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+def bundled_cmd(
+    name: str = typer.Argument(None, help="Print only this sample's path: ja or ed-en."),
+    json_: bool = typer.Option(False, "--json", help="Print {name: path} as JSON."),
+) -> None:
     """Paths of the sample data bundled with kyokan (CC BY 4.0, written for this project).
 
-    Example: kyokan data validate $(kyokan data bundled --name ja)
+    Example: kyokan data validate "$(kyokan data bundled ja)"
     """
     from kyokan.data.samples import BUNDLED, sample_path
 
-    rows = {k: str(sample_path(k)) for k in BUNDLED}
+    names = list(BUNDLED) if name is None else [name]
+    rows = {k: str(sample_path(k)) for k in names}  # an unknown name: exit 2 naming the choices
     if json_:
         print_json(rows)
+    elif name is not None:
+        out.print(rows[name], markup=False, soft_wrap=True)
     else:
         for k, v in rows.items():
             out.print(f"{k}\t{v}", markup=False, soft_wrap=True)

@@ -75,10 +75,15 @@ def generate_cmd(
     in_flight = max(concurrency, 2 * int(getattr(chat_model, "batch_size", 1)))
 
     progress = RowProgress("generate", disable=json_)
-    state: dict[str, Any] = {"ok": 0, "bad": 0, "failed": 0}
+    state: dict[str, Any] = {"ok": 0, "bad": 0, "failed": 0, "decode": ""}
 
     def status() -> str:
-        return f"format ok {state['ok']} · broken {state['bad']} · failed {state['failed']}"
+        return f"format ok {state['ok']} · broken {state['bad']} · failed {state['failed']}{state['decode']}"
+
+    def on_decode(step: int, max_new: int, ended: int, rows: int) -> None:
+        # a local model returns a whole batch at once: show its rows finishing meanwhile
+        state["decode"] = f" · batch: {ended}/{rows} rows done, token {step}/{max_new}"
+        progress.advance(0, status())  # a status refresh; plain-text output stays at one line per 10 s
 
     def on_start(total: int, todo: int) -> None:
         if total > todo:
@@ -86,12 +91,15 @@ def generate_cmd(
         progress.start(todo)
 
     def on_row(row: dict[str, Any] | None, e: BaseException | None) -> None:
+        state["decode"] = ""
         if row is not None:
             state["ok" if row["meta"]["generation"]["format_ok"] else "bad"] += 1
         else:
             state["failed"] += 1
         progress.advance(1, status())
 
+    if hasattr(chat_model, "on_decode") and not json_:
+        chat_model.on_decode = on_decode
     with progress:
         summary = generate_file(records, chat_model, output, cfg, in_flight=in_flight, overwrite=overwrite,
                                 limit=limit, on_start=on_start, on_row=on_row)

@@ -83,7 +83,7 @@ def import_cmd(
     per source, and measure inter-rater agreement (Krippendorff's α, ICC). Bad rows: PATH:LINE:
     field: message, exit 2, nothing written.
 
-    Example: kyokan human import filled_packets.csv --key survey.key.json -o runs/demo/human
+    Example: kyokan human import filled_packets.csv --key survey.key.json -o human/
     Example: kyokan human import empo/data/he_data.csv --format empo -o runs/empo-human
     """
     from kyokan.human.ratings import (
@@ -151,7 +151,7 @@ def agree_cmd(
     """Judge vs human per metric, laid out as EmplifAI Table 5: Pearson r (p) where both sides vary,
     the mean absolute difference alone where one side has no variance (and the table says so).
 
-    Example: kyokan human agree runs/demo/judge/judged.jsonl runs/demo/human -o runs/demo/agree
+    Example: kyokan human agree runs/demo/judge/judged.jsonl human/ -o agree/
     """
     from kyokan.human.agree import agree, parse_source_pairs
     from kyokan.io import write_json

@@ -37,7 +37,7 @@ def compare_cmd(
     correction — EmPO Table 7's layout. Two-sided unless you state the direction in advance
     (--order with --alternative greater/less, or --pairs); it is never taken from the observed means.
 
-    Example: kyokan stats compare runs/demo/human/per_item.jsonl --test paired --effect pooled --alternative greater --order baseline,dpo,sft,human -o runs/demo/stats
+    Example: kyokan stats compare human/per_item.jsonl --test paired --effect pooled --alternative greater --order baseline,dpo,sft,human -o stats/
     """
     from kyokan.provenance import provenance
     from kyokan.records import CompareInput, CompareResult, write_record

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -169,10 +170,11 @@ def dpo_cmd(
 
 
 @train_app.command("presets")
-def presets_cmd(json_: bool = typer.Option(False, "--json", help="Machine-readable.")) -> None:
-    """Show the training presets (data in kyokan/train/presets.toml).
+def presets_cmd(json_: bool = typer.Option(False, "--json", help="Print them as JSON instead of TOML.")) -> None:
+    """Show the training presets as TOML, the keys a config file (-c) takes (data in
+    kyokan/train/presets.toml).
 
-    Example: kyokan train presets --json
+    Example: kyokan train presets
     """
     from kyokan.train.config import presets
 
@@ -180,9 +182,20 @@ def presets_cmd(json_: bool = typer.Option(False, "--json", help="Machine-readab
     if json_:
         print_json(p)
         return
+    sys.stdout.write(presets_toml(p))
+
+
+def presets_toml(p: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """``[NAME.STAGE]`` tables of ``key = value`` lines (reads back with tomllib)."""
+    from kyokan.pipeline.sweep import toml_value
+
+    blocks = []
     for name, stages in p.items():
         for stage, vals in stages.items():
-            out.print(f"[bold]{name}.{stage}[/bold]  " + json.dumps(vals))
+            lines = [f"[{json.dumps(name) if not name.replace('-', '').replace('_', '').isalnum() else name}.{stage}]"]
+            lines += [f"{k} = {toml_value(v)}" for k, v in vals.items()]
+            blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks)
 
 
 def register(app: typer.Typer) -> None:

@@ -26,7 +26,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +84,10 @@ class HFChatModel(ChatModel):
         self.name = name or path
         self.batch_size = max(1, batch_size)
         self.batch_wait = batch_wait
+        #: called from the generating thread after every decoding step of a batch with
+        #: (tokens so far, max_new_tokens, rows of the batch that have ended, rows in the batch):
+        #: the rows of one batch all return together, so this is the only sign of life meanwhile
+        self.on_decode: Callable[[int, int, int, int], None] | None = None
         self.extra_info = dict(extra_info or {})
         base = path
         adapter_path = adapter
@@ -211,6 +215,9 @@ class HFChatModel(ChatModel):
             constrained = ConstrainedLogits(matchers, enc["input_ids"].shape[1], self.eos_ids,
                                             top_k=params.top_logprobs)
             processors.append(constrained)  # before the sampler: it samples among allowed tokens
+        if self.on_decode is not None:
+            processors.append(DecodeProgress(self.on_decode, enc["input_ids"].shape[1],
+                                             params.max_new_tokens, self.eos_ids))
         if sample:
             gens = []
             for s in seeds:
@@ -373,6 +380,26 @@ class HFChatModel(ChatModel):
 
     async def aclose(self) -> None:
         self._pending = []
+
+
+class DecodeProgress:
+    """A logits processor that changes nothing and reports each decoding step (see ``on_decode``)."""
+
+    def __init__(self, callback: Callable[[int, int, int, int], None], prompt_len: int,
+                 max_new_tokens: int, eos_ids: Sequence[int]) -> None:
+        self.callback = callback
+        self.prompt_len = prompt_len
+        self.max_new_tokens = max_new_tokens
+        self.eos_ids = list(eos_ids)
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        new = input_ids[:, self.prompt_len:]
+        ended = int(torch.isin(new, torch.tensor(self.eos_ids, device=new.device)).any(dim=1).sum()) if (
+            self.eos_ids and new.shape[1]) else 0
+        self.callback(int(new.shape[1]), self.max_new_tokens, ended, int(input_ids.shape[0]))
+        return scores
 
 
 class PerRowSampler:
