@@ -104,6 +104,14 @@ def test_run_config_out_relative_to_config(tmp_path: Path) -> None:
     assert Runner(cfg, sub / "r.toml").run_dir == sub / "runs" / "r"
 
 
+def test_run_sample_too_large_names_the_config_key(tmp_path: Path, cli: Any) -> None:
+    p = tmp_path / "r.toml"
+    p.write_text(f'[run]\nname = "r"\nout = "{tmp_path / "runs"}"\n[data]\npath = "bundled:ja"\n'
+                 '[split]\nratios = [0.5, 0.0, 0.5]\n[sample]\nn = 100\nsource = "test"\n', encoding="utf-8")
+    r = cli("run", p)
+    assert r.code != 0 and "sample.n = 100 is more than the" in r.stderr and "--n" not in r.stderr
+
+
 # --- typos and layouts -----------------------------------------------------------------------
 
 def test_config_unknown_key_suggests(tmp_path: Path, cli: Any) -> None:

@@ -31,16 +31,17 @@ def _allocate(total: int, sizes: dict[str, int], rng: random.Random) -> dict[str
 
 
 def sample_pairs(records: Iterable[dict[str, Any]], n: int, seed: int, *, stratify: bool = False,
-                 all_dialogues: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                 all_dialogues: bool = False, n_name: str = "--n") -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Draw ``n`` distinct (emotion, situation) pairs. Each sampled pair is represented by one of
     its dialogues drawn at random (or all of them with ``all_dialogues``). The draw depends only on
-    the set of pairs and ids, not on file order."""
+    the set of pairs and ids, not on file order. ``n_name`` is how the caller's user wrote ``n``
+    (a flag, or a config key), for the error."""
     by_pair: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         by_pair[(r["emotion"] or "", r["situation_id"])].append(r)
     pairs = sorted(by_pair)
     if n > len(pairs):
-        raise KyokanError(f"--n {n} is more than the {len(pairs)} emotion–situation pairs in the data")
+        raise KyokanError(f"{n_name} {n} is more than the {len(pairs)} emotion–situation pairs in the data")
     rng = random.Random(seed)
     if stratify:
         by_emo: dict[str, list[tuple[str, str]]] = defaultdict(list)

@@ -99,7 +99,7 @@ def sample_stage(ctx: StageContext) -> dict[str, Any]:
     assert sec is not None
     seed = sec.seed if sec.seed is not None else ctx.seed
     src = _dataset(ctx, sec.source) if sec.source != "all" else ctx.stage_dir("validate") / "data.jsonl"
-    rows, rep = sample_pairs(_jsonl_rows(src), sec.n, seed, stratify=sec.stratify)
+    rows, rep = sample_pairs(_jsonl_rows(src), sec.n, seed, stratify=sec.stratify, n_name="sample.n =")
     write_dialogues(ctx.dir / "eval_pairs.jsonl", rows)
     rep["source"] = str(src)
     write_json(ctx.dir / "sample_report.json", rep)
