@@ -83,7 +83,8 @@ def test_backend_recognises_the_server_and_applies_stop_and_temperature(server: 
     assert isinstance(m, OpenAIChatModel)
     msgs = [{"role": "user", "content": "Write two sentences about the sea."}]
     full = m.generate(msgs, GenerationParams(max_new_tokens=40))
-    assert m.server_kind == "transformers-serve" and full.finish_reason in ("stop", "length")
+    # a greedy request reads the same on every server: no probe was needed for it
+    assert m.server_kind is None and full.finish_reason in ("stop", "length")
     assert len(full.text) > 20, full.text
     # a stop string from the middle of the (greedy, so repeatable) answer
     mid = len(full.text) // 2
@@ -95,6 +96,7 @@ def test_backend_recognises_the_server_and_applies_stop_and_temperature(server: 
     short = m.generate(msgs, GenerationParams(max_new_tokens=3))
     assert short.finish_reason == "length" and short.usage.completion_tokens == 3
     hot = m.generate(msgs, GenerationParams(max_new_tokens=8, temperature=0.9, seed=1))
+    assert m.server_kind == "transformers-serve"  # sampling depends on the server: recognised now
     assert hot.sampling == {"temperature": 0.9, "top_p": 1.0, "via": "generation_config", "do_sample": True}
 
 
