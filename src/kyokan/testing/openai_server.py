@@ -406,6 +406,7 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
         disable_nagle_algorithm = True  # headers and body go out at once (no delayed-ACK stalls)
+        _chat_rec: RequestRecord | None = None  # the chat call being answered, until counted
 
         def log_message(self, format: str, *args: Any) -> None:  # silence stderr
             return
@@ -413,6 +414,7 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
         # plumbing ---------------------------------------------------------------
         def _send(self, status: int, body: bytes, ctype: str = "application/json",
                   headers: dict[str, str] | None = None) -> None:
+            self._settle()  # count the call before the client can see its answer
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
@@ -431,6 +433,18 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
                 self._send_json(status, {"detail": message}, headers)
             else:
                 self._send_json(status, {"error": {"message": message, "type": etype, "code": status}}, headers)
+
+        def _settle(self) -> None:
+            # A chat call is counted (outcome, in-flight) before its answer goes out: a client
+            # that has its answer must find it in ``outcomes``, or tests race the server thread.
+            rec = self._chat_rec
+            if rec is None:
+                return
+            self._chat_rec = None
+            with server._state.lock:
+                server._state.in_flight -= 1
+                server.outcomes[rec.outcome] += 1
+            rec.ended = time.monotonic()
 
         def _record(self, body: Any) -> RequestRecord:
             rec = RequestRecord(self.command, self.path.split("?")[0], {k.lower(): v for k, v in self.headers.items()},
@@ -482,13 +496,11 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
                 st.max_in_flight = max(st.max_in_flight, st.in_flight)
                 if isinstance(body, dict):
                     server.requests.append(body)
+            self._chat_rec = rec
             try:
                 self._chat(rec, body, n)
             finally:
-                with st.lock:
-                    st.in_flight -= 1
-                    server.outcomes[rec.outcome] += 1
-                rec.ended = time.monotonic()
+                self._settle()
 
         def _chat(self, rec: RequestRecord, body: Any, n: int) -> None:
             if not self._authorised():
@@ -560,6 +572,7 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
                 self._send_json(f.status_code, f.payload)
             elif f.kind == "disconnect":
                 rec.outcome = "disconnect"
+                self._settle()
                 self.close_connection = True
                 with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
