@@ -175,6 +175,7 @@ def _kyokan(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           timeout=600)
 
 
+@pytest.mark.slow  # ~30 s: a real training subprocess
 def test_training_logs_are_quiet_and_per_step(tmp_path: Path) -> None:
     """A real 2-step SFT run: stderr holds kyokan's step lines, none of the libraries' bars,
     raw log dicts or deprecation warnings; the same lines go to RUN/train.log."""

@@ -55,6 +55,7 @@ def test_missing_training_data_leaves_no_config(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow  # ~45 s: loads the example's real model
 def test_train_example_config_from_another_folder(tmp_path: Path) -> None:
     """examples/train_sft_cpu.toml names bundled data and a run folder relative to itself: it works
     from any folder (one optimizer step here; -o on the command line is relative to the cwd)."""

@@ -128,6 +128,7 @@ max_new_tokens = 8
 """)
 
 
+@pytest.mark.slow  # ~35 s: a whole run, killed and resumed
 def test_tiny_model_run_resumes_after_kill(tmp_path):
     """SIGKILL `kyokan run` once SFT has written a checkpoint; the same command then finishes,
     taking the finished stages from the cache and SFT from its checkpoint."""
