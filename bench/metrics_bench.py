@@ -12,11 +12,11 @@
      and bert_score done before the clock starts), alternating the sides.
 
 - profiles (``--only profiles``): NIDF, IVA and response tries under each metric profile
-  (kyokan, lee2024) on 2,540 × 5 replies: the EmPO release sample's 240 replies per system
-  (human, baseline, length-controlled, SFT, DPO) TILED to 2,540 each (the full release is held
-  out; tiling repeats each reply ~10.6 times, which makes folding easier than on real data, so
-  the tries figure is also given on 2,540 distinct real texts: EPITOME's Reddit responses cut to
-  the baseline's mean length). IVA uses the packaged NRC intensity and Warriner V/A for both
+  (kyokan, lee2024) on 2,540 × 5 replies (human, baseline, length-controlled, SFT, DPO): the
+  full release's replies with ``--release`` pointing at an EmPO checkout; by default the release
+  sample's 240 replies per system TILED to 2,540 each (tiling repeats each reply ~10.6 times,
+  which changes the folding work, so the tries figure is also given on 2,540 distinct real texts:
+  EPITOME's Reddit responses cut to the baseline's mean length). IVA uses the packaged NRC intensity and Warriner V/A for both
   profiles (the NRC-VAD file is research-only and not in the sample); the lookups cost the same.
 
 Run: HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 .venv/bin/python bench/metrics_bench.py [--reps N]
@@ -259,7 +259,8 @@ def bench_nidf(reps: int, n: int = 2540) -> None:
 
 
 def release_workload(root: str, n: int = 2540) -> dict[str, tuple[list[str], list[str]]]:
-    """system → (replies, contexts), each tiled to ``n`` from the release sample."""
+    """system → (replies, contexts), each tiled to ``n`` when the release holds fewer (the sample's
+    240 rows); the full release's 2,540 rows are used as they are."""
     from pathlib import Path
 
     from kyokan.data.empo import SYSTEM_FILES, read_predictions
@@ -271,6 +272,14 @@ def release_workload(root: str, n: int = 2540) -> dict[str, tuple[list[str], lis
         ctxs = [p.context for p in preds]
         out[system] = ([reps[i % len(reps)] for i in range(n)], [ctxs[i % len(ctxs)] for i in range(n)])
     return out
+
+
+def _release_rows(root: str) -> int:
+    from pathlib import Path
+
+    from kyokan.data.empo import SYSTEM_FILES, read_predictions
+
+    return len(read_predictions(Path(root) / "predictions" / SYSTEM_FILES["baseline"]))
 
 
 def bench_profiles(root: str, reps: int) -> None:
@@ -286,7 +295,9 @@ def bench_profiles(root: str, reps: int) -> None:
 
     work = release_workload(root)
     table = CountTable.load(Path(root) / "data/empathy_datasets/empathetic_dialogues/ed_counts.pkl")
-    print(f"profiles: 2,540 x 5 replies tiled from the 240-row release sample ({sum(len(v[0]) for v in work.values())} replies)")
+    found = _release_rows(root)
+    how = "as released" if found >= 2540 else f"tiled from the {found}-row release sample"
+    print(f"profiles: 2,540 x 5 replies, {how} ({sum(len(v[0]) for v in work.values())} replies)")
     for name in ("kyokan", "lee2024"):
         prof = get_profile(name)
         iva = EnglishIVA(None, prof)
@@ -312,7 +323,7 @@ def bench_profiles(root: str, reps: int) -> None:
         for system, (rs, _) in work.items():
             clear()
             t_t, ts_t, st = _median_time(lambda rs=rs, prof=prof: prof.tries(rs, "en"), max(1, min(reps, 3)))
-            print(f"  {name:8s} tries {system:8s} (2,540 tiled): {t_t:.2f} s {_fmt(ts_t)}  "
+            print(f"  {name:8s} tries {system:8s} (2,540): {t_t:.2f} s {_fmt(ts_t)}  "
                   f"templates={st['templates']} span_nodes={st['span_nodes']} total_nodes={st['total_nodes']}")
     epi = Path(root) / "data/empathy_datasets/epitome"
     texts: list[str] = []

@@ -170,3 +170,67 @@ def test_reproduce_empo_whole_sample_with_bertscore(empo_release, tmp_path, cli)
     fb = {c["system"]: c for c in s["cells"] if c["metric"] == "fbert"}
     assert all(0.5 < c["kyokan"] < 1.0 for c in fb.values())
     assert all("different encoder" in c["note"] for c in fb.values() if c["status"] == "mismatch")
+
+
+def _published_values() -> tuple[dict[str, dict[str, float | None]], dict[str, dict[str, float]]]:
+    """Every published cell's value as kyokan's: all cells match until a test changes one."""
+    from kyokan.reproduce.empo.published import published
+
+    values: dict[str, dict[str, float | None]] = {}
+    t7: dict[str, dict[str, float]] = {}
+    for p in published():
+        (t7 if p.table == "7" else values).setdefault(p.system, {})[p.metric] = p.value
+    return values, t7
+
+
+NOTEBOOK_OUTPUT = """      dim       model_greater_score                     model        p  \\
+25  Dim2               zephyr_base                zephyr_dpo  0.00000
+27  Dim2  zephyr_base_output_limit                zephyr_dpo  0.01469
+
+    effect_size
+25         0.69
+27         0.25
+"""
+
+
+def test_effsize_notebook_is_read_as_printed(tmp_path):
+    from kyokan.data.empo import read_effsize_notebook
+
+    nb = tmp_path / "he_score_effsize.ipynb"
+    nb.write_text(json.dumps({"cells": [
+        {"cell_type": "code", "source": ["x"], "outputs": [{"data": {"text/plain": NOTEBOOK_OUTPUT.splitlines(True)}}]},
+        {"cell_type": "code", "source": ["y"], "outputs": [{"text": "model_greater_score but no effect sizes"}]}]}))
+    assert read_effsize_notebook(nb) == {("baseline", "dpo", "dim2"): (0.69, 0.0), ("lenctl", "dpo", "dim2"): (0.25, 0.01469)}
+    (tmp_path / "bad.ipynb").write_text("{not json")
+    assert read_effsize_notebook(tmp_path / "bad.ipynb") == {}
+
+
+def test_mismatch_notes_cite_the_files():
+    """Each explanation is a fact checked here: the paper's own row arithmetic, its stated 4-run SD,
+    EmPO's notebook output, a row whose sign is flipped."""
+    from kyokan.reproduce.empo.run import _cells
+
+    values, t7 = _published_values()
+    values["lenctl"]["diff_ex"] = 0.6551  # the paper's 1.090/0.660/0.613 average to 0.788, it prints 0.786
+    values["sft"]["diff_er"] = 0.9444  # 0.0006 below the printed 4-run mean (SD ±.00)
+    values["sft"]["diff_ip"] = 0.70  # far off: nothing explains it
+    t7["baseline>dpo"]["dim2"] = 0.6941  # the paper prints 0.70, EmPO's notebook 0.69
+    t7["dpo>lenctl"].update(dim1=0.0349, dim2=-0.2526, dim3=0.1475, dim4=0.1682)  # the paper: -0.04, 0.25, -0.16, -0.17
+    t7["sft>human"]["dim1"] = 0.0905
+    nb = {("baseline", "dpo", "dim2"): (0.69, 0.0), ("lenctl", "dpo", "dim2"): (0.25, 0.01469)}
+    cells = {(c.table, c.system, c.metric): c for c in _cells(values, t7, {}, "e5", notebook=nb)}
+    note = {k: c.note for k, c in cells.items() if c.status == "mismatch"}
+    assert set(note) == {("2", "lenctl", "diff_ex"), ("2", "sft", "diff_er"), ("2", "sft", "diff_ip"),
+                         ("7", "baseline>dpo", "dim2"), ("7", "sft>human", "dim1")} | {
+                            ("7", "dpo>lenctl", f"dim{k}") for k in range(1, 5)}
+    assert "average to 0.7877, not its printed DIFF-EPITOME 0.786" in note[("2", "lenctl", "diff_ex")]
+    assert note[("2", "sft", "diff_er")].startswith("-0.0006 from the printed value") and "4 runs" in note[("2", "sft", "diff_er")]
+    assert note[("2", "sft", "diff_ip")] == "unexplained"
+    assert "notebook" in note[("7", "baseline>dpo", "dim2")] and "d = 0.69" in note[("7", "baseline>dpo", "dim2")]
+    assert note[("7", "dpo>lenctl", "dim2")].startswith("sign flipped") and "lenctl > dpo, d = 0.25" in note[("7", "dpo>lenctl", "dim2")]
+    assert note[("7", "dpo>lenctl", "dim4")].startswith("sign flipped")
+    assert note[("7", "dpo>lenctl", "dim1")].startswith("the row's sign is flipped (dim2, dim4)") and "-0.0349" in note[("7", "dpo>lenctl", "dim1")]
+    assert note[("7", "sft>human", "dim1")].startswith("does not follow")
+    # without the notebook, the near miss is only "does not follow"
+    plain = {(c.table, c.system, c.metric): c.note for c in _cells(values, t7, {}, "e5")}
+    assert plain[("7", "baseline>dpo", "dim2")].startswith("does not follow")

@@ -8,6 +8,9 @@
   other column is kept in ``extra``.
 - ``data/he_data.csv``: human ratings, one row per (annotator, item): ``Dim1``–``Dim4`` sliders
   0–100, ``Dim5`` checkbox, ``annotator``, ``ED_index`` (the test example), ``model`` (the source).
+- ``notebooks/he_score_effsize.ipynb``: EmPO's own Table 7 computation; its saved output prints
+  the effect sizes of the pairs with p < 0.05 (``read_effsize_notebook``), evidence for Table 7
+  cells the paper prints differently.
 - ``data/empathy_datasets/epitome/{train,val,test}.csv``: EPITOME with ``seeker_post``,
   ``response_post``, ``{ER,EX,IP}_level`` (kyokan.metrics.epitome reads them).
 
@@ -290,7 +293,54 @@ def find_release_files(root: str | Path) -> dict[str, Path | None]:
             "nrc_vad": [r / "data" / "misc" / "NRC-VAD-Lexicon.txt", r / "data" / "misc" / "VAD.json"],
             "intensity": [r / "data" / "misc" / "intensity.txt"],
             "epitome": [r / "data" / "empathy_datasets" / "epitome"],
+            "effsize_notebook": [r / "notebooks" / "he_score_effsize.ipynb"],
             "adapters": [r / "data" / "trained_adapters"]}
     for k, paths in cand.items():
         found[k] = next((p for p in paths if p.exists()), None)
     return found
+
+
+#: a row of the notebook's printed frame: index, dim, model_greater_score, model, p (then `\` when wrapped)
+_NB_ROW = re.compile(r"^\s*(\d+)\s+Dim([1-4])\s+(\S+)\s+(\S+)\s+([0-9.eE+-]+)\s*\\?\s*$")
+#: a row of the wrapped frame's second part: index, effect_size
+_NB_EFFECT = re.compile(r"^\s*(\d+)\s+(-?[0-9.]+)\s*$")
+
+
+def read_effsize_notebook(path: str | Path) -> dict[tuple[str, str, str], tuple[float, float]]:
+    """The effect sizes EmPO's notebook printed: ``(greater, lesser, "dimN") → (d, p)`` as saved in
+    the output of its cell listing the pairs with p < 0.05 (rounded there to 2 and 5 decimals).
+    The notebook is read as JSON (no code runs); an unreadable file or an output of another shape
+    gives an empty mapping — this is evidence for explanations, never an input to a figure."""
+    import json
+
+    try:
+        nb = json.loads(Path(path).read_text(encoding="utf-8"))
+        cells = nb.get("cells", []) if isinstance(nb, dict) else []
+    except (OSError, ValueError):
+        return {}
+    out: dict[tuple[str, str, str], tuple[float, float]] = {}
+    for cell in cells:
+        for o in cell.get("outputs", []) if isinstance(cell, dict) else []:
+            text = o.get("text") or (o.get("data") or {}).get("text/plain") if isinstance(o, dict) else None
+            text = "".join(text) if isinstance(text, list) else (text or "")
+            if "model_greater_score" not in text or "effect_size" not in text:
+                continue
+            rows: dict[str, tuple[str, str, str, float]] = {}
+            effects: dict[str, float] = {}
+            after = False
+            for line in text.splitlines():
+                if line.strip() == "effect_size":
+                    after = True
+                    continue
+                m = _NB_ROW.match(line)
+                if m and not after and m.group(3) in HE_SOURCES and m.group(4) in HE_SOURCES:
+                    rows[m.group(1)] = (HE_SOURCES[m.group(3)], HE_SOURCES[m.group(4)], f"dim{m.group(2)}",
+                                        float(m.group(5)))
+                    continue
+                e = _NB_EFFECT.match(line)
+                if e and after:
+                    effects[e.group(1)] = float(e.group(2))
+            for idx, (a, b, dim, p) in rows.items():
+                if idx in effects:
+                    out[(a, b, dim)] = (effects[idx], p)
+    return out

@@ -43,6 +43,8 @@ RELEASE_ROWS = 2540
 RELEASE_ITEMS = 135
 #: what the paper's BERTScore used: HF ``evaluate``'s bertscore with lang="en"
 PAPER_BERTSCORE = "roberta-large, layer 17 (bert_score's default for lang='en', via HF evaluate)"
+#: EmPO's Table 7 notebook in a checkout (its saved output is evidence for the explanations)
+NOTEBOOK = "notebooks/he_score_effsize.ipynb"
 #: the checkpoints EmPO's own notebooks (compare_specificity.ipynb, compare_vad.ipynb) computed Tables 4–5 from
 TABLE45_SOURCES = {"sft": ("preds_dlrxxx_zephyr-7b-sft-full122", "preds_dlr1e6m1000_zephyr-7b-sft-full124_epi.txt"),
                    "dpo": ("preds_dlr1e6_zephyr-7b-sft-full122_d211", "preds_dlr1e6m1000_zephyr-7b-sft-full124_d270_epi.txt")}
@@ -101,7 +103,12 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
 
 def reproduce_empo(root: str | Path, out_dir: str | Path, opts: EmpoOptions | None = None,
                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    from kyokan.data.empo import SYSTEM_FILES, find_release_files, read_predictions
+    from kyokan.data.empo import (
+        SYSTEM_FILES,
+        find_release_files,
+        read_effsize_notebook,
+        read_predictions,
+    )
     from kyokan.io import write_jsonl
     from kyokan.metrics.profiles import get_profile
     from kyokan.metrics.responses import evaluate_responses
@@ -177,7 +184,9 @@ def reproduce_empo(root: str | Path, out_dir: str | Path, opts: EmpoOptions | No
         skipped["table7"] = "no data/he_data.csv (or --he-data)"
     n_rows = {s: len(v) for s, v in preds.items()}
     n_items = min((t["n_items"] for t in tests7), default=0)
-    cells = _cells(values, t7, gold_same, bert_model=bert.get("_model"))
+    nb_path = files.get("effsize_notebook")
+    cells = _cells(values, t7, gold_same, bert_model=bert.get("_model"),
+                   notebook=read_effsize_notebook(nb_path) if nb_path and t7 else None)
     subset = [f"{n} of the release's {RELEASE_ROWS:,} replies in {Path(str(files[s])).name}"
               for s, n in n_rows.items() if n != RELEASE_ROWS]
     if tests7 and n_items != RELEASE_ITEMS:
@@ -339,7 +348,11 @@ def _table7(he_path: Path) -> tuple[dict[str, dict[str, Any]], list[dict[str, An
 
 
 def _cells(values: dict[str, dict[str, float | None]], t7: dict[str, dict[str, Any]], gold_same: dict[str, bool],
-           bert_model: str | None) -> list[Cell]:
+           bert_model: str | None, notebook: dict[tuple[str, str, str], tuple[float, float]] | None = None
+           ) -> list[Cell]:
+    """Every published cell with kyokan's value, its status and, for a mismatch, what the files
+    show about it. ``notebook``: the effect sizes EmPO's he_score_effsize.ipynb printed."""
+    notebook = notebook or {}
     pub = published()
     cells: list[Cell] = []
     for p in pub:
@@ -373,16 +386,23 @@ def _cells(values: dict[str, dict[str, float | None]], t7: dict[str, dict[str, A
                     else "Table 2 from its levels")
             c.note = (f"the released {released} holds the Table 2 generations ({evid}); Tables 4-5 were computed "
                       f"from another checkpoint's replies (EmPO's notebooks read {paper_src}), which is not released")
-        elif c.table == "7":
+        elif c.table == "7" and c.kyokan is not None:
             a, b = c.system.split(">")
-            if c.kyokan is not None and abs(-c.kyokan - c.paper.value) <= c.paper.tolerance:
+            same, rev = notebook.get((a, b, c.metric)), notebook.get((b, a, c.metric))
+            if abs(-c.kyokan - c.paper.value) <= c.paper.tolerance:
                 c.note = (f"sign flipped: the released ratings give {b} > {a} with d = {-c.kyokan:.2f}, which the paper "
                           f"prints as {a} > {b} = {c.paper.printed}")
+                if rev is not None:
+                    c.note += f"; EmPO's own notebook ({NOTEBOOK}) prints {b} > {a}, d = {rev[0]:.2f}"
+            elif same is not None and abs(c.kyokan - same[0]) <= 0.005 + 1e-9:
+                c.note = (f"EmPO's own notebook ({NOTEBOOK}) prints d = {same[0]:.2f} for {a} > {b} from these ratings, "
+                          f"as kyokan computes ({c.kyokan:.4f}); the paper prints {c.paper.printed}")
             else:
                 c.note = ("does not follow from the released ratings (per-item means over annotators, paired by "
-                          "ED_index); neither this pair nor its reverse gives the printed d")
-        elif c.table == "4.3" or not gold_same.get(c.system, True):
-            c.note = "unexplained"
+                          f"ED_index): kyokan's d is {c.kyokan:.4f} ({c.kyokan - c.paper.value:+.4f} from the printed "
+                          "value) and the reverse pair does not give it either")
+        elif c.table == "2" and c.metric in ("diff_er", "diff_ex", "diff_ip"):
+            c.note = _table2_note(c, cells)
         else:
             c.note = "unexplained"
     # a Table 7 row whose every cell is flipped: say so on the row
@@ -394,7 +414,33 @@ def _cells(values: dict[str, dict[str, float | None]], t7: dict[str, dict[str, A
             for c in row:
                 if c.status == "match":
                     c.note = "matches only because the value is 0 up to rounding; the row's sign is flipped"
+        # most of a row flipped: its other cells are read with the sign flipped too
+        flipped = [c for c in row if c.note.startswith("sign flipped")]
+        if 2 * len(flipped) >= len(row):
+            for c in row:
+                if c.status == "mismatch" and not c.note.startswith("sign flipped") and c.kyokan is not None:
+                    c.note = (f"the row's sign is flipped ({', '.join(f.metric for f in flipped)}); flipped, this "
+                              f"cell is {-c.kyokan:.4f} against the printed {c.paper.printed}, which it does not "
+                              "round to")
     return cells
+
+
+def _table2_note(c: Cell, cells: list[Cell]) -> str:
+    """A DIFF-ER/EX/IP mismatch, checked against the paper's own row: DIFF-EPITOME is the mean of
+    the three, and each value is a mean over 4 runs whose SD the paper prints as ±.00."""
+    row = {x.metric: x for x in cells if x.table == "2" and x.system == c.system}
+    parts = [row.get(m) for m in ("diff_er", "diff_ex", "diff_ip")]
+    epi = row.get("diff_epitome")
+    if epi is not None and epi.status == "match" and all(p is not None for p in parts):
+        paper_mean = sum(p.paper.value for p in parts if p is not None) / 3
+        if abs(paper_mean - epi.paper.value) > epi.paper.tolerance:
+            return (f"the paper's row does not add up: its DIFF-ER/EX/IP average to {paper_mean:.4f}, not its printed "
+                    f"DIFF-EPITOME {epi.paper.printed}; the released levels give {c.kyokan:.4f} here and the "
+                    f"printed DIFF-EPITOME ({epi.kyokan:.4f})")
+    if c.kyokan is not None and abs(c.kyokan - c.paper.value) < 0.005:
+        return (f"{c.kyokan - c.paper.value:+.4f} from the printed value: Table 2 prints means over 4 runs with "
+                "SD ±.00 (< 0.005); the release holds one run")
+    return "unexplained"
 
 
 def comparison_csv(cells: list[Cell]) -> str:
