@@ -217,15 +217,17 @@ def test_mismatch_notes_cite_the_files():
     t7["baseline>dpo"]["dim2"] = 0.6941  # the paper prints 0.70, EmPO's notebook 0.69
     t7["dpo>lenctl"].update(dim1=0.0349, dim2=-0.2526, dim3=0.1475, dim4=0.1682)  # the paper: -0.04, 0.25, -0.16, -0.17
     t7["sft>human"]["dim1"] = 0.0905
+    values["lenctl"]["compression_ratio"] = 0.533373  # every count of the row matches
     nb = {("baseline", "dpo", "dim2"): (0.69, 0.0), ("lenctl", "dpo", "dim2"): (0.25, 0.01469)}
     cells = {(c.table, c.system, c.metric): c for c in _cells(values, t7, {}, "e5", notebook=nb)}
     note = {k: c.note for k, c in cells.items() if c.status == "mismatch"}
-    assert set(note) == {("2", "lenctl", "diff_ex"), ("2", "sft", "diff_er"), ("2", "sft", "diff_ip"),
+    assert set(note) == {("2", "lenctl", "diff_ex"), ("4", "lenctl", "compression_ratio"), ("2", "sft", "diff_er"), ("2", "sft", "diff_ip"),
                          ("7", "baseline>dpo", "dim2"), ("7", "sft>human", "dim1")} | {
                             ("7", "dpo>lenctl", f"dim{k}") for k in range(1, 5)}
     assert "average to 0.7877, not its printed DIFF-EPITOME 0.786" in note[("2", "lenctl", "diff_ex")]
     assert note[("2", "sft", "diff_er")].startswith("-0.0006 from the printed value") and "4 runs" in note[("2", "sft", "diff_er")]
     assert note[("2", "sft", "diff_ip")] == "unexplained"
+    assert note[("4", "lenctl", "compression_ratio")].startswith("every count of this row matches")
     assert "notebook" in note[("7", "baseline>dpo", "dim2")] and "d = 0.69" in note[("7", "baseline>dpo", "dim2")]
     assert note[("7", "dpo>lenctl", "dim2")].startswith("sign flipped") and "lenctl > dpo, d = 0.25" in note[("7", "dpo>lenctl", "dim2")]
     assert note[("7", "dpo>lenctl", "dim4")].startswith("sign flipped")

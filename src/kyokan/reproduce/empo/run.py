@@ -403,6 +403,11 @@ def _cells(values: dict[str, dict[str, float | None]], t7: dict[str, dict[str, A
                           "value) and the reverse pair does not give it either")
         elif c.table == "2" and c.metric in ("diff_er", "diff_ex", "diff_ip"):
             c.note = _table2_note(c, cells)
+        elif c.table == "4" and c.metric == "compression_ratio" and c.kyokan is not None and all(
+                x.status == "match" for x in cells if x.table == "4" and x.system == c.system and x is not c):
+            c.note = (f"every count of this row matches (the same tries), yet the ratio is {c.kyokan:.6f}, "
+                      f"{c.kyokan - c.paper.value:+.6f} from the printed {c.paper.printed}; the released files do "
+                      "not explain the gap")
         else:
             c.note = "unexplained"
     # a Table 7 row whose every cell is flipped: say so on the row
