@@ -219,7 +219,7 @@ def test_mismatch_notes_cite_the_files():
     t7["sft>human"]["dim1"] = 0.0905
     values["lenctl"]["compression_ratio"] = 0.533373  # every count of the row matches
     nb = {("baseline", "dpo", "dim2"): (0.69, 0.0), ("lenctl", "dpo", "dim2"): (0.25, 0.01469)}
-    cells = {(c.table, c.system, c.metric): c for c in _cells(values, t7, {}, "e5", notebook=nb)}
+    cells = {(c.table, c.system, c.metric): c for c in _cells(values, t7, "e5", notebook=nb)}
     note = {k: c.note for k, c in cells.items() if c.status == "mismatch"}
     assert set(note) == {("2", "lenctl", "diff_ex"), ("4", "lenctl", "compression_ratio"), ("2", "sft", "diff_er"), ("2", "sft", "diff_ip"),
                          ("7", "baseline>dpo", "dim2"), ("7", "sft>human", "dim1")} | {
@@ -234,5 +234,5 @@ def test_mismatch_notes_cite_the_files():
     assert note[("7", "dpo>lenctl", "dim1")].startswith("the row's sign is flipped (dim2, dim4)") and "-0.0349" in note[("7", "dpo>lenctl", "dim1")]
     assert note[("7", "sft>human", "dim1")].startswith("does not follow")
     # without the notebook, the near miss is only "does not follow"
-    plain = {(c.table, c.system, c.metric): c.note for c in _cells(values, t7, {}, "e5")}
+    plain = {(c.table, c.system, c.metric): c.note for c in _cells(values, t7, "e5")}
     assert plain[("7", "baseline>dpo", "dim2")].startswith("does not follow")

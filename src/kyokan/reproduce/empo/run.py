@@ -185,7 +185,7 @@ def reproduce_empo(root: str | Path, out_dir: str | Path, opts: EmpoOptions | No
     n_rows = {s: len(v) for s, v in preds.items()}
     n_items = min((t["n_items"] for t in tests7), default=0)
     nb_path = files.get("effsize_notebook")
-    cells = _cells(values, t7, gold_same, bert_model=bert.get("_model"),
+    cells = _cells(values, t7, bert_model=bert.get("_model"),
                    notebook=read_effsize_notebook(nb_path) if nb_path and t7 else None)
     subset = [f"{n} of the release's {RELEASE_ROWS:,} replies in {Path(str(files[s])).name}"
               for s, n in n_rows.items() if n != RELEASE_ROWS]
@@ -347,7 +347,7 @@ def _table7(he_path: Path) -> tuple[dict[str, dict[str, Any]], list[dict[str, An
     return vals, tests
 
 
-def _cells(values: dict[str, dict[str, float | None]], t7: dict[str, dict[str, Any]], gold_same: dict[str, bool],
+def _cells(values: dict[str, dict[str, float | None]], t7: dict[str, dict[str, Any]],
            bert_model: str | None, notebook: dict[tuple[str, str, str], tuple[float, float]] | None = None
            ) -> list[Cell]:
     """Every published cell with kyokan's value, its status and, for a mismatch, what the files
